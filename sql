@@ -1,0 +1,1 @@
+src/company_activity/sql

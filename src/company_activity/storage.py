@@ -1,0 +1,126 @@
+"""The lake: blob storage through fsspec (a local folder, ``file://``, ``az://container/prefix``, ``memory://``).
+
+Paths given to :class:`Lake` are relative to its root and always use ``/``. Raw API pages and manifests
+are written once and never changed; :meth:`Lake.write_bytes` is atomic (a reader sees the whole object or
+nothing): object stores commit a blob in one step, and on a local disk it writes a temporary file and
+renames it.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import fsspec
+
+from .errors import ConfigError, TransientError
+
+
+class Lake:
+    """A folder of blobs under one root URL."""
+
+    def __init__(self, root: str, *, storage_options: dict[str, Any] | None = None):
+        self.root_url = root
+        options = dict(storage_options or {})
+        try:
+            fs, path = fsspec.core.url_to_fs(root, **options)
+        except (ImportError, ValueError) as exc:
+            raise ConfigError(f"COMPANY_ACTIVITY_LAKE={root!r} cannot be opened: {exc}") from None
+        self.fs = fs
+        self.is_local = "file" in _protocols(fs)
+        self.root = path.rstrip("/") if path not in ("/", "") else path
+        if self.is_local:
+            self.root = os.path.abspath(self.root)
+
+    # -- paths ----------------------------------------------------------------------------------------
+    def path(self, rel: str) -> str:
+        rel = rel.lstrip("/")
+        if not self.root:
+            return rel
+        return f"{self.root}/{rel}"
+
+    def url(self, rel: str) -> str:
+        """A human-readable location of ``rel`` for messages."""
+        if self.is_local:
+            return self.path(rel)
+        return f"{self.root_url.rstrip('/')}/{rel.lstrip('/')}"
+
+    # -- reading --------------------------------------------------------------------------------------
+    def exists(self, rel: str) -> bool:
+        return bool(self._call(self.fs.exists, self.path(rel)))
+
+    def read_bytes(self, rel: str) -> bytes:
+        data = self._call(self.fs.cat_file, self.path(rel))
+        assert isinstance(data, bytes)
+        return data
+
+    def list_dirs(self, rel: str) -> list[str]:
+        """Names of the sub-folders of ``rel`` (empty when it does not exist)."""
+        full = self.path(rel)
+        if not self.exists(rel):
+            return []
+        entries = self._call(self.fs.ls, full, detail=True)
+        names = []
+        for entry in entries:
+            if entry.get("type") == "directory":
+                names.append(str(entry["name"]).rstrip("/").rsplit("/", 1)[-1])
+        return sorted(names)
+
+    def list_files(self, rel: str) -> list[str]:
+        full = self.path(rel)
+        if not self.exists(rel):
+            return []
+        entries = self._call(self.fs.ls, full, detail=True)
+        return sorted(
+            str(e["name"]).rsplit("/", 1)[-1] for e in entries if e.get("type") != "directory"
+        )
+
+    # -- writing --------------------------------------------------------------------------------------
+    def write_bytes(self, rel: str, data: bytes) -> None:
+        """Write ``data`` at ``rel`` atomically, creating parent folders."""
+        full = self.path(rel)
+        parent = full.rsplit("/", 1)[0]
+        if self.is_local:
+            os.makedirs(parent, exist_ok=True)
+            tmp = f"{parent}/.{full.rsplit('/', 1)[-1]}.{uuid.uuid4().hex}.tmp"
+            with open(tmp, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, full)
+        else:
+            self._call(self.fs.pipe_file, full, data)
+
+    def walk_files(self, rel: str) -> Iterator[str]:
+        """Every file below ``rel``, as paths relative to the lake root."""
+        full = self.path(rel)
+        if not self.exists(rel):
+            return
+        prefix = self.root + "/" if self.root else ""
+        for name in sorted(self._call(self.fs.find, full)):
+            name = str(name)
+            yield name[len(prefix) :] if name.startswith(prefix) else name
+
+    def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except FileNotFoundError:
+            raise
+        except (ConnectionError, TimeoutError) as exc:
+            raise TransientError(f"lake {self.root_url}: {type(exc).__name__}: {exc}") from exc
+
+
+def _protocols(fs: Any) -> tuple[str, ...]:
+    proto = fs.protocol
+    return (proto,) if isinstance(proto, str) else tuple(proto)
+
+
+def open_lake(root: str, *, azure_connection_string: str | None = None) -> Lake:
+    """Open the lake at ``root``; ``az://`` lakes take their credentials from the connection string."""
+    options: dict[str, Any] = {}
+    if root.startswith(("az://", "abfs://", "abfss://")):
+        if azure_connection_string:
+            options["connection_string"] = azure_connection_string
+    return Lake(root, storage_options=options)
