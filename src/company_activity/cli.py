@@ -1,8 +1,269 @@
-"""The command line (placeholder, filled in by the pipeline work)."""
+"""The command line: thin over :mod:`company_activity.pipeline`.
+
+Exit status: 0 everything succeeded (warnings allowed); 1 the pipeline ran and a step or check failed
+(alerts were sent); 2 bad arguments or configuration (the message says which).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import date
+from typing import Any
 
 import click
 
+from .config import Settings, load_settings
+from .errors import ConfigError, PipelineError
+from .pipeline import Pipeline, RunReport
+from .simulator.cli import simulate_api
 
-@click.group()
-def main() -> None:
-    """company-activity: the Company Activity Pipeline."""
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+class _Context:
+    def __init__(self, config_file: str | None, log_level: str | None, log_format: str | None):
+        self.config_file = config_file
+        self.overrides: dict[str, Any] = {}
+        if log_level:
+            self.overrides["log_level"] = log_level
+        if log_format:
+            self.overrides["log_format"] = log_format
+
+    def settings(self, **overrides: Any) -> Settings:
+        return load_settings(self.config_file, **(self.overrides | overrides))
+
+
+def _setup_logging(settings: Settings) -> None:
+    from .logs import configure
+
+    configure(level=settings.log_level, fmt=settings.log_format)
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    """Map the exception tree to exit codes: ConfigError -> 2, other pipeline errors -> 1."""
+    try:
+        yield
+    except ConfigError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_USAGE)
+    except PipelineError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_FAILED)
+
+
+def _date(value: str | None, option: str) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise ConfigError(f"{option} {value!r} is not a date (YYYY-MM-DD)") from None
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None,
+              help="TOML file with settings (lower-case keys without the COMPANY_ACTIVITY_ prefix); "
+                   "the environment wins.")
+@click.option("--log-level", type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+              default=None, help="Log level (default INFO).")
+@click.option("--log-format", type=click.Choice(["text", "json"]), default=None,
+              help="Log lines as text or JSON lines (default text).")
+@click.version_option(package_name="company-activity")
+@click.pass_context
+def main(ctx: click.Context, config_file: str | None, log_level: str | None, log_format: str | None) -> None:
+    """company-activity: CRM snapshots + product-usage API -> analytics.company_daily_activity.
+
+    \b
+    Try it with no set-up at all:
+        company-activity demo
+    Nightly, against a real API:
+        COMPANY_ACTIVITY_API_URL=https://usage.example.com company-activity run
+    """
+    ctx.obj = _Context(config_file, log_level, log_format)
+
+
+def _pipeline(ctx: click.Context, **overrides: Any) -> Pipeline:
+    settings = ctx.obj.settings(**overrides)
+    _setup_logging(settings)
+    return Pipeline(settings)
+
+
+def _print_report(report: RunReport) -> None:
+    click.echo(f"run {report.run_id}: {report.command}")
+    if report.caught_up:
+        click.echo("caught up: " + ", ".join(d.isoformat() for d in report.caught_up))
+    for step in report.steps:
+        rows = f" rows={step.rows_loaded}" if step.rows_loaded is not None else ""
+        rejected = f" rejected={step.rows_rejected}" if step.rows_rejected else ""
+        msg = f"  {step.message}" if step.message else ""
+        click.echo(f"  {step.day.isoformat()}  {step.step:<13} {step.status:<9}{rows}{rejected}{msg}")
+    if report.pending:
+        click.echo("pending (API not final yet): " + ", ".join(d.isoformat() for d in report.pending))
+    if report.lost:
+        click.echo("LOST (outside the API's retention): " + ", ".join(d.isoformat() for d in report.lost))
+    errors = [a for a in report.alerts if a.severity == "error"]
+    click.echo(f"{'FAILED' if report.failed else 'OK'}: {len(report.built)} day(s) built, "
+               f"{len(errors)} alert(s) sent")
+
+
+def _progress_bar(total: int, label: str) -> tuple[Callable[[str, date], None], Any]:
+    bar = click.progressbar(length=total, label=label, file=sys.stderr, show_pos=True, show_eta=True,
+                            item_show_func=lambda d: d.isoformat() if d else "")
+    bar.__enter__()
+
+    def advance(_what: str, day: date) -> None:
+        bar.update(1, day)
+
+    return advance, bar
+
+
+@main.command()
+@click.option("--date", "day", metavar="YYYY-MM-DD", default=None,
+              help="Run the master pipeline for this one day (plus the rebuilds it triggers).")
+@click.pass_context
+def run(ctx: click.Context, day: str | None) -> None:
+    """Run the master pipeline: yesterday (UTC), after catching up missed days.
+
+    Without --date it first catches up every earlier day whose usage is not complete (within the
+    API's retention, not before the start date), oldest first.
+
+    \b
+    Example:
+        company-activity run
+        company-activity run --date 2026-11-20
+    """
+    with _errors():
+        the_day = _date(day, "--date")
+        with _pipeline(ctx) as pipeline:
+            report = pipeline.run(day=the_day)
+        _print_report(report)
+    sys.exit(report.exit_code)
+
+
+@main.command()
+@click.option("--start", required=True, metavar="YYYY-MM-DD", help="First day.")
+@click.option("--end", required=True, metavar="YYYY-MM-DD", help="Last day (inclusive).")
+@click.pass_context
+def backfill(ctx: click.Context, start: str, end: str) -> None:
+    """Run the master pipeline for every day of a range, oldest first, with progress shown.
+
+    \b
+    Example:
+        company-activity backfill --start 2026-11-01 --end 2026-11-14
+    """
+    with _errors():
+        s, e = _date(start, "--start"), _date(end, "--end")
+        assert s is not None and e is not None
+        with _pipeline(ctx) as pipeline:
+            advance, bar = _progress_bar((e - s).days + 1, "ingesting")
+            try:
+                report = pipeline.backfill(s, e, progress=advance)
+            finally:
+                bar.__exit__(None, None, None)
+        _print_report(report)
+    sys.exit(report.exit_code)
+
+
+@main.command()
+@click.option("--start", required=True, metavar="YYYY-MM-DD", help="First day.")
+@click.option("--end", required=True, metavar="YYYY-MM-DD", help="Last day (inclusive).")
+@click.pass_context
+def build(ctx: click.Context, start: str, end: str) -> None:
+    """Rebuild analytics rows for a range from staging, without calling the API.
+
+    \b
+    Example:
+        company-activity build --start 2026-11-01 --end 2026-11-14
+    """
+    with _errors():
+        s, e = _date(start, "--start"), _date(end, "--end")
+        assert s is not None and e is not None
+        with _pipeline(ctx) as pipeline:
+            report = pipeline.build(s, e)
+        _print_report(report)
+    sys.exit(report.exit_code)
+
+
+@main.command()
+@click.option("--days", default=14, show_default=True, type=click.IntRange(1, 3660),
+              help="How many days back from today.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.pass_context
+def status(ctx: click.Context, days: int, as_json: bool) -> None:
+    """Per day: CRM, usage and build status, row counts, quality results, last error.
+
+    \b
+    Example:
+        company-activity status --days 7
+    """
+    with _errors(), _pipeline(ctx) as pipeline:
+        rows = pipeline.status(days)
+    if as_json:
+        click.echo(json.dumps(rows, default=str, indent=2))
+        return
+    if not rows:
+        click.echo("no runs recorded yet")
+        return
+    header = f"{'day':<10}  {'crm':<8} {'rows':>7}  {'usage':<8} {'records':>8}  {'build':<7} {'rows':>7} " \
+             f"{'churn':>6}  checks / last error"
+    click.echo(header)
+    for r in rows:
+        tail = r["checks"] if r["checks"] != "ok" else ""
+        if r["last_error"]:
+            tail = (tail + "  " if tail else "") + str(r["last_error"])[:120]
+        click.echo(
+            f"{r['day'].isoformat():<10}  {r['crm_status'] or '-':<8} {_n(r['crm_rows']):>7}  "
+            f"{r['usage_status'] or '-':<8} {_n(r['usage_records']):>8}  {r['build_status'] or '-':<7} "
+            f"{_n(r['build_rows']):>7} {_n(r['churn_risk']):>6}  {tail or 'ok'}"
+        )
+
+
+def _n(value: object) -> str:
+    return "-" if value is None else str(value)
+
+
+@main.command()
+@click.pass_context
+def init(ctx: click.Context) -> None:
+    """Create the warehouse schema (or check it is current).
+
+    \b
+    Example:
+        COMPANY_ACTIVITY_WAREHOUSE=./data/warehouse.duckdb company-activity init
+    """
+    with _errors(), _pipeline(ctx) as pipeline:
+        click.echo(f"warehouse {pipeline.wh.location} ({pipeline.wh.dialect}) is ready")
+
+
+@main.command()
+@click.option("--dir", "folder", default="./data/demo", show_default=True,
+              help="Folder for the demo's DuckDB file and lake.")
+@click.option("--days", default=14, show_default=True, type=click.IntRange(1, 30), help="Days to run.")
+@click.option("--companies", default=200, show_default=True, type=click.IntRange(1, 1_000_000),
+              help="Companies the simulator invents.")
+@click.option("--seed", default=7, show_default=True, help="Seed of the synthetic data.")
+@click.pass_context
+def demo(ctx: click.Context, folder: str, days: int, companies: int, seed: int) -> None:
+    """Run the whole pipeline on embedded defaults, with no set-up.
+
+    Starts the built-in API simulator on a free loopback port, writes sample CRM snapshots into a local
+    lake, runs the last 14 days into a DuckDB file, and prints what it built and where.
+
+    \b
+    Example:
+        company-activity demo --companies 500
+    """
+    from .demo import run_demo
+
+    with _errors():
+        code = run_demo(ctx.obj.settings(), folder=folder, days=days, companies=companies, seed=seed,
+                        echo=click.echo)
+    sys.exit(code)
+
+
+main.add_command(simulate_api)

@@ -27,7 +27,7 @@ def split_statements(sql: str) -> list[str]:
     for piece in pieces:
         body = "\n".join(line for line in piece.splitlines() if not line.strip().startswith("--"))
         if body.strip():
-            out.append(piece.strip())
+            out.append(body.strip())
     return out
 
 

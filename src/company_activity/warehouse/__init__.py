@@ -33,7 +33,7 @@ def param_names(statement: str) -> list[str]:
 
 def _strip_literals(statement: str) -> str:
     # blank out string literals and quoted identifiers so ':x' inside them is not a parameter
-    return re.sub(r"'(?:[^']|'')*'|\"[^\"]*\"", lambda m: " " * len(m.group(0)), statement)
+    return re.sub(r"'(?:[^']|'')*'|\"[^\"]*\"|--[^\n]*", lambda m: " " * len(m.group(0)), statement)
 
 
 class Warehouse(ABC):

@@ -1,0 +1,752 @@
+"""The master pipeline: the one place that wires the parts together.
+
+For each day D, oldest first: (1) ingest the CRM snapshot of D, (2) ingest the API usage of D, then
+(3) build the analytics rows of every day that (1) and (2) made buildable or changed. A CRM failure does
+not stop (2); (3) runs for D only when (2) succeeded. Every failure is alerted and fails the run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import orjson
+
+from . import transform
+from .alerts import Alert, Alerter, AlertSink, LogSink
+from .config import Settings
+from .errors import (
+    ApiUnavailable,
+    BuildGateError,
+    ConfigError,
+    CrmFileError,
+    DateNotAvailable,
+    DateNotFinal,
+    PipelineError,
+    UsageDataError,
+)
+from .quality import CheckResult
+from .runs import Ledger, StepOutcome, new_run_id, utcnow
+from .sources.crm import CrmParseResult, parse_crm_csv, quarantine_csv
+from .sources.usage_api import RetryPolicy, UsageApiClient, parse_usage_page
+from .storage import Lake, open_lake
+from .warehouse import Warehouse, connect
+
+log = logging.getLogger("company_activity.pipeline")
+
+STEP_CRM = "ingest_crm"
+STEP_USAGE = "ingest_usage"
+STEP_BUILD = "build"
+
+Progress = Callable[[str, date], None]
+
+
+@dataclass
+class RunReport:
+    """What a run did: its steps, alerts, and the days it caught up, lost or left pending."""
+
+    run_id: str
+    command: str
+    days: list[date]
+    steps: list[StepOutcome] = field(default_factory=list)
+    alerts: list[Alert] = field(default_factory=list)
+    caught_up: list[date] = field(default_factory=list)
+    lost: list[date] = field(default_factory=list)
+    pending: list[date] = field(default_factory=list)
+    built: list[transform.DayBuild] = field(default_factory=list)
+
+    @property
+    def failed(self) -> bool:
+        return any(s.status == "failed" for s in self.steps)
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.failed else 0
+
+
+@dataclass
+class _UsageLoad:
+    records: int
+    pages: int
+    changed: bool
+    drift: list[str]
+
+
+class Pipeline:
+    """The master pipeline over one warehouse, one lake and one product-usage API."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        warehouse: Warehouse | None = None,
+        lake: Lake | None = None,
+        client: UsageApiClient | None = None,
+        sinks: Sequence[AlertSink] | None = None,
+    ):
+        self.settings = settings
+        self.wh = warehouse or connect(settings.warehouse, lock_timeout=settings.lock_timeout)
+        self.wh.init_schema()
+        self.lake = lake or open_lake(
+            settings.lake,
+            azure_connection_string=(
+                settings.azure_storage_connection_string.get_secret_value()
+                if settings.azure_storage_connection_string
+                else None
+            ),
+        )
+        self._client = client
+        self._sinks: list[AlertSink] = list(sinks) if sinks is not None else [LogSink()]
+
+    # -- wiring -----------------------------------------------------------------------------------------
+    @property
+    def client(self) -> UsageApiClient:
+        if self._client is None:
+            s = self.settings
+            self._client = UsageApiClient(
+                s.require_api_url(),
+                client_id=s.api_client_id,
+                client_secret=s.api_client_secret.get_secret_value() if s.api_client_secret else None,
+                api_key=s.api_key.get_secret_value() if s.api_key else None,
+                page_size=s.api_page_size,
+                timeout=s.api_timeout,
+                rate_limit=s.api_rate_limit,
+                retry=RetryPolicy(
+                    max_attempts=s.api_max_attempts,
+                    backoff_initial=s.api_backoff_initial,
+                    backoff_max=s.api_backoff_max,
+                    retry_after_floor=s.api_retry_after_floor,
+                    budget_seconds=s.api_retry_budget,
+                ),
+            )
+        return self._client
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+        self.wh.close()
+
+    def __enter__(self) -> Pipeline:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def today(self) -> date:
+        return self.settings.today or datetime.now(UTC).date()
+
+    # -- commands ---------------------------------------------------------------------------------------
+    def run(self, *, day: date | None = None, progress: Progress | None = None) -> RunReport:
+        """``run``: one day, or yesterday after catching up every incomplete earlier day."""
+        if day is not None:
+            if day >= self.today():
+                raise ConfigError(
+                    f"--date {day.isoformat()} is not a closed day yet (today is {self.today().isoformat()})"
+                )
+            return self._run_days([day], command=f"run --date {day.isoformat()}", progress=progress)
+        self.settings.require_api_url()
+        yesterday = self.today() - timedelta(days=1)
+        start = self._start_date(default=yesterday)
+        oldest_served = self.today() - timedelta(days=self.settings.api_retention_days)
+        statuses = self._usage_statuses(start, yesterday)
+        lost_now = [
+            d
+            for d in _days(start, min(yesterday, oldest_served - timedelta(days=1)))
+            if statuses.get(d) not in ("complete", "lost")
+        ]
+        todo = [
+            d
+            for d in _days(max(start, oldest_served), yesterday)
+            if statuses.get(d) not in ("complete", "lost") or d == yesterday
+        ]
+        return self._run_days(
+            todo, command="run", progress=progress, lost_before=lost_now, catch_up=todo[:-1]
+        )
+
+    def backfill(self, start: date, end: date, *, progress: Progress | None = None) -> RunReport:
+        """``backfill``: every day of ``start … end``, oldest first."""
+        if end < start:
+            raise ConfigError(f"--end {end.isoformat()} is before --start {start.isoformat()}")
+        if end >= self.today():
+            raise ConfigError(
+                f"--end {end.isoformat()} is not a closed day yet (today is {self.today().isoformat()})"
+            )
+        return self._run_days(
+            list(_days(start, end)),
+            command=f"backfill --start {start.isoformat()} --end {end.isoformat()}",
+            progress=progress,
+        )
+
+    def build(self, start: date, end: date) -> RunReport:
+        """Rebuild the analytics rows of ``start … end`` from staging, without ingesting anything."""
+        run_id = new_run_id()
+        report = RunReport(run_id, f"build --start {start} --end {end}", list(_days(start, end)))
+        ledger = Ledger(self.wh, run_id)
+        alerter = Alerter(self._sinks)
+        ledger.start_run(report.command)
+        try:
+            self._build(report, ledger, alerter, targets=set(report.days), affected=set())
+        finally:
+            report.alerts = alerter.sent
+            ledger.finish_run("failed" if report.failed else "succeeded", _summary(report))
+        return report
+
+    # -- the master pipeline over a list of days ---------------------------------------------------------
+    def _run_days(
+        self,
+        days: list[date],
+        *,
+        command: str,
+        progress: Progress | None,
+        lost_before: Sequence[date] = (),
+        catch_up: Sequence[date] = (),
+    ) -> RunReport:
+        run_id = new_run_id()
+        report = RunReport(run_id, command, sorted(days), caught_up=list(catch_up))
+        ledger = Ledger(self.wh, run_id)
+        alerter = Alerter(self._sinks)
+        ledger.start_run(command)
+        log.info("run %s: %s (%d day(s))", run_id, command, len(days))
+        try:
+            for day in lost_before:
+                self._mark_lost(
+                    day, ledger, alerter, report, "the day left the API's retention before it was captured"
+                )
+            targets: set[date] = set()
+            affected: set[date] = set()
+            for day in report.days:
+                crm_changed = self._ingest_crm(day, ledger, alerter, report)
+                if crm_changed:
+                    affected |= self._crm_affected_days(day)
+                usage = self._ingest_usage(day, ledger, alerter, report)
+                if usage is not None:
+                    targets.add(day)
+                    if usage.changed:
+                        affected |= set(_days(day, day + timedelta(days=6)))
+                if progress is not None:
+                    progress("ingested", day)
+            self._build(report, ledger, alerter, targets=targets, affected=affected)
+            self._retention_warnings(alerter, report)
+        except Exception as exc:
+            log.exception("run %s failed unexpectedly", run_id)
+            report.steps.append(StepOutcome("run", report.days[-1] if report.days else self.today(),
+                                            "failed", message=_describe(exc)))
+            alerter.send(
+                Alert("error", "pipeline failure", _describe(exc), run_id, rerun=f"company-activity {command}")
+            )
+        finally:
+            report.alerts = alerter.sent
+            ledger.finish_run("failed" if report.failed else "succeeded", _summary(report))
+        return report
+
+    # -- (1) CRM ------------------------------------------------------------------------------------------
+    def _ingest_crm(self, day: date, ledger: Ledger, alerter: Alerter, report: RunReport) -> bool:
+        """Load the CRM snapshot of ``day``; returns whether staging changed."""
+        started = ledger.step_started(STEP_CRM, day)
+        rel = self.settings.crm_path.format(date=day.isoformat())
+        now = utcnow()
+        try:
+            if not self.lake.exists(rel):
+                raise CrmFileError(f"CRM snapshot for {day.isoformat()} is missing: {self.lake.url(rel)}")
+            parsed = parse_crm_csv(
+                self.lake.read_bytes(rel),
+                source=self.lake.url(rel),
+                max_bad_fraction=self.settings.crm_max_bad_fraction,
+            )
+            if parsed.rejected:
+                self.lake.write_bytes(
+                    f"quarantine/crm/date={day.isoformat()}/rejected-{report.run_id}.csv",
+                    quarantine_csv(parsed.rejected),
+                )
+            changed = self._load_crm(day, parsed, rel, report.run_id, now)
+        except (CrmFileError, PipelineError) as exc:
+            status = "missing" if isinstance(exc, CrmFileError) and "missing" in str(exc) else "failed"
+            with self.wh.transaction():
+                self.wh.run(
+                    "ops.sql",
+                    "crm_snapshot_upsert",
+                    _crm_status(day, status, updated_at=now, last_error=str(exc)),
+                )
+            self._fail(report, ledger, alerter, StepOutcome(STEP_CRM, day, "failed", message=str(exc)),
+                       started, rerun=f"company-activity run --date {day.isoformat()}")
+            return False
+        notes = []
+        if parsed.bad_count:
+            notes.append(f"{parsed.bad_count} bad row(s) quarantined")
+        if parsed.duplicate_count:
+            notes.append(f"{parsed.duplicate_count} duplicate row(s) quarantined")
+        if parsed.extra_columns:
+            notes.append("extra column(s) ignored: " + ", ".join(parsed.extra_columns))
+        outcome = StepOutcome(
+            STEP_CRM,
+            day,
+            "warning" if notes else "succeeded",
+            rows_loaded=len(parsed.rows),
+            rows_rejected=len(parsed.rejected),
+            message="; ".join(notes) or None,
+        )
+        self._finish(report, ledger, outcome, started)
+        return changed
+
+    def _load_crm(self, day: date, parsed: CrmParseResult, rel: str, run_id: str, now: datetime) -> bool:
+        with self.wh.transaction():
+            self.wh.run("staging.sql", "crm_load_create")
+            self.wh.bulk_insert(
+                "crm_load",
+                ["company_id", "company_name", "country", "industry_tag", "last_contact_at", "source_line"],
+                (
+                    (r.company_id, r.company_name, r.country, r.industry_tag,
+                     r.last_contact_at.isoformat(sep=" ") if r.last_contact_at else None, r.line)
+                    for r in parsed.rows
+                ),
+            )
+            diff = int(self.wh.scalar("staging.sql", "crm_load_changed", {"day": day}) or 0)
+            previously = self.wh.execute(
+                "select count(*) from stg.crm_daily where snapshot_date = cast(:day as date)", {"day": day}
+            )[0][0]
+            self.wh.run(
+                "staging.sql",
+                "crm_replace_day",
+                {"day": day, "source_file": rel, "loaded_at": now, "run_id": run_id},
+            )
+            self.wh.run("staging.sql", "crm_load_drop")
+            self.wh.run(
+                "ops.sql",
+                "crm_snapshot_upsert",
+                _crm_status(
+                    day,
+                    "loaded",
+                    row_count=len(parsed.rows),
+                    rejected_count=parsed.bad_count,
+                    duplicate_count=parsed.duplicate_count,
+                    extra_columns=",".join(parsed.extra_columns) or None,
+                    source_file=rel,
+                    loaded_at=now,
+                    updated_at=now,
+                ),
+            )
+        return diff > 0 or previously == 0
+
+    def _crm_affected_days(self, day: date) -> set[date]:
+        """Days whose rows depend on the snapshot of ``day``: up to the next snapshot, plus 6 for churn."""
+        nxt = self.wh.scalar("staging.sql", "next_snapshot_after", {"day": day})
+        last = (nxt - timedelta(days=1)) if isinstance(nxt, date) else self.today()
+        return set(_days(day, last + timedelta(days=6)))
+
+    # -- (2) usage ----------------------------------------------------------------------------------------
+    def _ingest_usage(
+        self, day: date, ledger: Ledger, alerter: Alerter, report: RunReport
+    ) -> _UsageLoad | None:
+        started = ledger.step_started(STEP_USAGE, day)
+        rerun = f"company-activity run --date {day.isoformat()}"
+        try:
+            prefix, manifest = self._land_raw(day, report.run_id)
+            load = self._load_usage(day, prefix, manifest, report.run_id)
+        except DateNotFinal as exc:
+            self._mark_usage(day, "pending", str(exc))
+            report.pending.append(day)
+            self._finish(report, ledger, StepOutcome(STEP_USAGE, day, "pending", message=str(exc)), started)
+            return None
+        except DateNotAvailable as exc:
+            ledger.step_finished(StepOutcome(STEP_USAGE, day, "failed", message=str(exc)), started)
+            self._mark_lost(day, ledger, alerter, report, str(exc), record_step=False)
+            return None
+        except PipelineError as exc:
+            self._mark_usage(day, "failed", str(exc))
+            title = "API unavailable" if isinstance(exc, ApiUnavailable) else "step failure"
+            self._fail(report, ledger, alerter, StepOutcome(STEP_USAGE, day, "failed", message=str(exc)),
+                       started, rerun=rerun, title=title)
+            return None
+        note = f"schema drift: new field(s) {', '.join(load.drift)}" if load.drift else None
+        outcome = StepOutcome(
+            STEP_USAGE, day, "warning" if note else "succeeded", rows_loaded=load.records, message=note
+        )
+        if note:
+            alerter.send(Alert("warning", "schema drift", note, report.run_id, day=day, step=STEP_USAGE))
+        self._finish(report, ledger, outcome, started)
+        return load
+
+    def _land_raw(self, day: date, run_id: str) -> tuple[str, dict[str, Any]]:
+        """Fetch every page of ``day`` into the lake, then write the manifest (last)."""
+        prefix = f"raw/product_usage/date={day.isoformat()}/run={run_id}"
+        started = datetime.now(UTC)
+        pages: list[dict[str, Any]] = []
+        records = 0
+        for page in self.client.fetch_day(day):
+            name = f"page-{page.number:05d}.json"
+            self.lake.write_bytes(f"{prefix}/{name}", page.body)
+            pages.append(
+                {
+                    "file": name,
+                    "sha256": hashlib.sha256(page.body).hexdigest(),
+                    "bytes": len(page.body),
+                    "records": page.record_count,
+                    "cursor": page.cursor,
+                    "next_cursor": page.next_cursor,
+                    "fetched_at": page.fetched_at.isoformat(),
+                }
+            )
+            records += page.record_count
+        manifest: dict[str, Any] = {
+            "date": day.isoformat(),
+            "run_id": run_id,
+            "pages": pages,
+            "page_count": len(pages),
+            "record_count": records,
+            "request": {"endpoint": "/v1/usage/daily", "date": day.isoformat(),
+                        "limit": self.settings.api_page_size},
+            "started_at": started.isoformat(),
+            "finished_at": datetime.now(UTC).isoformat(),
+        }
+        self.lake.write_bytes(f"{prefix}/_manifest.json", orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
+        return prefix, manifest
+
+    def _load_usage(self, day: date, prefix: str, manifest: dict[str, Any], run_id: str) -> _UsageLoad:
+        """Load staging for ``day`` from a complete raw run, in one transaction."""
+        drift: set[str] = set()
+
+        def rows() -> Iterator[tuple[str, int, int]]:
+            for page in manifest["pages"]:
+                rel = f"{prefix}/{page['file']}"
+                body = self.lake.read_bytes(rel)
+                if hashlib.sha256(body).hexdigest() != page["sha256"]:
+                    raise UsageDataError(f"raw page {self.lake.url(rel)} does not match its manifest checksum")
+                parsed = parse_usage_page(body, day=day, source=self.lake.url(rel))
+                drift.update(parsed.extra_fields)
+                yield from parsed.records
+
+        now = utcnow()
+        with self.wh.transaction():
+            previous = self.wh.execute(
+                "select status from ops.usage_days where activity_date = cast(:day as date)", {"day": day}
+            )
+            self.wh.run("staging.sql", "usage_load_create")
+            self.wh.bulk_insert("usage_load", ["company_id", "active_users", "events"], rows())
+            conflicts = self.wh.run("staging.sql", "usage_load_conflicts")
+            if conflicts:
+                ids = ", ".join(str(r[0]) for r in conflicts)
+                raise UsageDataError(
+                    f"usage for {day.isoformat()} has different records for one company ({ids}); "
+                    f"raw pages kept at {self.lake.url(prefix)}"
+                )
+            diff = int(self.wh.scalar("staging.sql", "usage_load_changed", {"day": day}) or 0)
+            raw_run_id = str(manifest["run_id"])
+            self.wh.run(
+                "staging.sql", "usage_replace_day", {"day": day, "raw_run_id": raw_run_id, "loaded_at": now}
+            )
+            self.wh.run("staging.sql", "usage_load_drop")
+            count = self.wh.execute(
+                "select count(*) from stg.product_usage_daily where activity_date = cast(:day as date)",
+                {"day": day},
+            )[0][0]
+            self.wh.run(
+                "ops.sql",
+                "usage_day_upsert",
+                {
+                    "day": day,
+                    "status": "complete",
+                    "raw_run_id": raw_run_id,
+                    "record_count": count,
+                    "page_count": manifest["page_count"],
+                    "schema_drift": ",".join(sorted(drift)) or None,
+                    "completed_at": now,
+                    "updated_at": now,
+                    "last_error": None,
+                },
+            )
+        was_complete = bool(previous) and previous[0][0] == "complete"
+        return _UsageLoad(int(count), int(manifest["page_count"]), diff > 0 or not was_complete, sorted(drift))
+
+    def _mark_usage(self, day: date, status: str, error: str | None) -> None:
+        with self.wh.transaction():
+            self.wh.run(
+                "ops.sql",
+                "usage_day_mark",
+                {"day": day, "status": status, "updated_at": utcnow(), "last_error": error},
+            )
+
+    def _mark_lost(
+        self,
+        day: date,
+        ledger: Ledger,
+        alerter: Alerter,
+        report: RunReport,
+        reason: str,
+        *,
+        record_step: bool = True,
+    ) -> None:
+        self._mark_usage(day, "lost", reason)
+        report.lost.append(day)
+        outcome = StepOutcome(STEP_USAGE, day, "failed", message=f"usage lost: {reason}")
+        if record_step:
+            started = ledger.step_started(STEP_USAGE, day)
+            ledger.step_finished(outcome, started)
+        report.steps.append(outcome)
+        alerter.send(
+            Alert(
+                "error",
+                "usage day lost",
+                f"usage for {day.isoformat()} can no longer be fetched: {reason}",
+                report.run_id,
+                day=day,
+                step=STEP_USAGE,
+            )
+        )
+
+    # -- (3) build ----------------------------------------------------------------------------------------
+    def _build(
+        self, report: RunReport, ledger: Ledger, alerter: Alerter, *, targets: set[date], affected: set[date]
+    ) -> None:
+        horizon = self.today() - timedelta(days=1)
+        affected = {d for d in affected if d <= horizon}
+        if not targets and not affected:
+            return
+        lo = min(targets | affected)
+        complete = transform.complete_days(self.wh, lo, horizon)
+        candidates = targets | (affected & complete)
+        buildable, blocked = transform.check_gate(self.wh, candidates)
+        for day, err in sorted(blocked.items()):
+            if day in targets:
+                started = ledger.step_started(STEP_BUILD, day)
+                self._record_build_failure(day, str(err))
+                self._fail(report, ledger, alerter, StepOutcome(STEP_BUILD, day, "failed", message=str(err)),
+                           started, rerun=f"company-activity run --date {min(err.missing).isoformat()}")
+        first = transform.first_usage_day(self.wh)
+        if not buildable or first is None:
+            return
+        loaded_at = utcnow()
+        for start, end in transform.segments(buildable):
+            started = {d: ledger.step_started(STEP_BUILD, d) for d in _days(start, end)}
+            checks: list[CheckResult] = []
+            built, rejected = transform.build_segment(
+                self.wh,
+                start,
+                end,
+                first_usage_day=first,
+                loaded_at=loaded_at,
+                missing_crm_warn_fraction=self.settings.missing_crm_warn_fraction,
+                on_checks=checks.extend,
+            )
+            self._record_checks(report.run_id, checks)
+            by_day = {b.day: b for b in built}
+            for day in _days(start, end):
+                if day in rejected:
+                    text = "; ".join(f"{c.name}: {c.details}" for c in rejected[day])
+                    self._record_build_failure(day, text)
+                    self._fail(report, ledger, alerter,
+                               StepOutcome(STEP_BUILD, day, "failed", message=f"quality check failed: {text}"),
+                               started[day], rerun=f"company-activity run --date {day.isoformat()}",
+                               title="check failure")
+                    continue
+                b = by_day.get(day, transform.DayBuild(day, 0, 0, 0))
+                report.built.append(b)
+                notes = self._build_notes(day, b, checks, alerter, report.run_id)
+                outcome = StepOutcome(STEP_BUILD, day, "warning" if notes else "succeeded",
+                                      rows_loaded=b.row_count, message="; ".join(notes) or None)
+                self._finish(report, ledger, outcome, started[day])
+
+    def _build_notes(
+        self, day: date, b: transform.DayBuild, checks: list[CheckResult], alerter: Alerter, run_id: str
+    ) -> list[str]:
+        snapshot = self.wh.scalar("staging.sql", "snapshot_in_effect", {"day": day})
+        notes = []
+        if snapshot is None:
+            notes.append("no CRM snapshot on or before this day: company attributes are NULL")
+        elif snapshot != day:
+            notes.append(f"CRM snapshot of {day.isoformat()} missing: used the one of {snapshot.isoformat()}")
+        for c in checks:
+            if c.day == day and c.status == "warn":
+                notes.append(f"{c.name}: {c.details}")
+                alerter.send(Alert("warning", f"check warning: {c.name}", c.details, run_id, day=day,
+                                   step=STEP_BUILD, figures={"observed": f"{c.observed:g}",
+                                                             "threshold": f"{c.threshold:g}"}))
+        with self.wh.transaction():
+            self.wh.run(
+                "ops.sql",
+                "build_day_upsert",
+                {
+                    "day": day,
+                    "status": "built",
+                    "row_count": b.row_count,
+                    "churn_risk_count": b.churn_risk_count,
+                    "missing_crm_count": b.missing_crm_count,
+                    "crm_snapshot_date": snapshot,
+                    "built_at": utcnow(),
+                    "last_error": None,
+                },
+            )
+        return notes
+
+    def _record_build_failure(self, day: date, error: str) -> None:
+        with self.wh.transaction():
+            self.wh.run(
+                "ops.sql",
+                "build_day_upsert",
+                {
+                    "day": day,
+                    "status": "failed",
+                    "row_count": None,
+                    "churn_risk_count": None,
+                    "missing_crm_count": None,
+                    "crm_snapshot_date": None,
+                    "built_at": utcnow(),
+                    "last_error": error,
+                },
+            )
+
+    def _record_checks(self, run_id: str, checks: list[CheckResult]) -> None:
+        if not checks:
+            return
+        now = utcnow()
+        with self.wh.transaction():
+            for c in checks:
+                self.wh.run(
+                    "ops.sql",
+                    "quality_result_upsert",
+                    {
+                        "run_id": run_id,
+                        "day": c.day,
+                        "check_name": c.name,
+                        "status": c.status,
+                        "blocking": c.blocking,
+                        "observed": c.observed,
+                        "threshold": c.threshold,
+                        "details": c.details,
+                        "checked_at": now,
+                    },
+                )
+
+    # -- monitoring ---------------------------------------------------------------------------------------
+    def _retention_warnings(self, alerter: Alerter, report: RunReport) -> None:
+        today = self.today()
+        retention = self.settings.api_retention_days
+        oldest_served = today - timedelta(days=retention)
+        start = self._start_date(default=today - timedelta(days=1))
+        window_end = oldest_served + timedelta(days=self.settings.retention_warning_days)
+        statuses = self._usage_statuses(max(start, oldest_served), min(window_end, today - timedelta(days=1)))
+        for day in _days(max(start, oldest_served), min(window_end, today - timedelta(days=1))):
+            if statuses.get(day) != "complete":
+                left = (day - oldest_served).days
+                alerter.send(
+                    Alert(
+                        "warning",
+                        "usage day near the end of retention",
+                        f"usage for {day.isoformat()} is not complete and leaves the API's {retention}-day "
+                        f"retention in {left} day(s)",
+                        report.run_id,
+                        day=day,
+                        step=STEP_USAGE,
+                        rerun=f"company-activity run --date {day.isoformat()}",
+                    )
+                )
+
+    # -- helpers ------------------------------------------------------------------------------------------
+    def _start_date(self, *, default: date) -> date:
+        if self.settings.start_date is not None:
+            return self.settings.start_date
+        first = self.wh.scalar("ops.sql", "first_run_day")
+        return first if isinstance(first, date) else default
+
+    def _usage_statuses(self, start: date, end: date) -> dict[date, str]:
+        if end < start:
+            return {}
+        rows = self.wh.run("ops.sql", "usage_days_between", {"start_day": start, "end_day": end})
+        return {r[0]: str(r[1]) for r in rows}
+
+    def _finish(self, report: RunReport, ledger: Ledger, outcome: StepOutcome, started: datetime) -> None:
+        ledger.step_finished(outcome, started)
+        report.steps.append(outcome)
+        log.info(
+            "%s %s: %s%s%s",
+            outcome.step,
+            outcome.day.isoformat(),
+            outcome.status,
+            f", {outcome.rows_loaded} rows" if outcome.rows_loaded is not None else "",
+            f" ({outcome.message})" if outcome.message else "",
+        )
+
+    def _fail(
+        self,
+        report: RunReport,
+        ledger: Ledger,
+        alerter: Alerter,
+        outcome: StepOutcome,
+        started: datetime,
+        *,
+        rerun: str,
+        title: str = "step failure",
+    ) -> None:
+        self._finish(report, ledger, outcome, started)
+        alerter.send(
+            Alert("error", title, outcome.message or "failed", report.run_id, day=outcome.day,
+                  step=outcome.step, rerun=rerun)
+        )
+
+    # -- status -------------------------------------------------------------------------------------------
+    def status(self, days: int = 14) -> list[dict[str, Any]]:
+        """Per day: CRM, usage and build status, row counts, quality results, last error."""
+        end = self.today()
+        start = end - timedelta(days=days)
+        cols = [
+            "day", "crm_status", "crm_rows", "crm_rejected", "usage_status", "usage_records",
+            "build_status", "build_rows", "churn_risk", "last_error",
+        ]
+        out = [dict(zip(cols, row, strict=True)) for row in
+               self.wh.run("ops.sql", "status_days", {"start_day": start, "end_day": end})]
+        checks: dict[date, list[str]] = {}
+        for day, name, status, *_ in self.wh.run(
+            "ops.sql", "quality_for_days", {"start_day": start, "end_day": end}
+        ):
+            if status != "pass":
+                checks.setdefault(day, []).append(f"{name}:{status}")
+        for row in out:
+            row["checks"] = ", ".join(checks.get(row["day"], [])) or "ok"
+        return out
+
+
+def _days(start: date, end: date) -> Iterator[date]:
+    day = start
+    while day <= end:
+        yield day
+        day += timedelta(days=1)
+
+
+def _crm_status(day: date, status: str, **values: Any) -> dict[str, Any]:
+    params: dict[str, Any] = {
+        "day": day,
+        "status": status,
+        "row_count": None,
+        "rejected_count": None,
+        "duplicate_count": None,
+        "extra_columns": None,
+        "source_file": None,
+        "loaded_at": None,
+        "updated_at": utcnow(),
+        "last_error": None,
+    }
+    params.update(values)
+    return params
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, PipelineError | BuildGateError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _summary(report: RunReport) -> str:
+    failed = [f"{s.step} {s.day.isoformat()}" for s in report.steps if s.status == "failed"]
+    parts = [f"{len(report.days)} day(s)", f"{len(report.built)} built"]
+    if report.caught_up:
+        parts.append(f"caught up {len(report.caught_up)}")
+    if report.pending:
+        parts.append("pending " + ", ".join(d.isoformat() for d in report.pending))
+    if report.lost:
+        parts.append("lost " + ", ".join(d.isoformat() for d in report.lost))
+    if failed:
+        parts.append("failed: " + ", ".join(failed))
+    return "; ".join(parts)

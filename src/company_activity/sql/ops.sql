@@ -1,0 +1,172 @@
+-- The run ledger and per-day status (ops.*).
+
+-- name: set_schema_version
+insert into ops.schema_version (version, applied_at) values (:version, cast(:applied_at as timestamp));
+
+-- name: run_start
+insert into ops.runs (run_id, command, started_at, status)
+values (:run_id, :command, cast(:started_at as timestamp), 'running');
+
+-- name: run_finish
+update ops.runs
+set finished_at = cast(:finished_at as timestamp), status = :status, message = :message
+where run_id = :run_id;
+
+-- name: step_upsert
+insert into ops.run_steps (
+    run_id, step, step_day, status, started_at, finished_at, rows_loaded, rows_rejected, message
+)
+values (
+    :run_id, :step, cast(:day as date), :status, cast(:started_at as timestamp),
+    cast(:finished_at as timestamp), :rows_loaded, :rows_rejected, :message
+)
+on conflict (run_id, step, step_day) do update set
+    status = excluded.status,
+    finished_at = excluded.finished_at,
+    rows_loaded = excluded.rows_loaded,
+    rows_rejected = excluded.rows_rejected,
+    message = excluded.message;
+
+-- name: usage_day_upsert
+insert into ops.usage_days (
+    activity_date, status, raw_run_id, record_count, page_count, schema_drift,
+    completed_at, updated_at, last_error
+)
+values (
+    cast(:day as date), :status, :raw_run_id, :record_count, :page_count, :schema_drift,
+    cast(:completed_at as timestamp), cast(:updated_at as timestamp), :last_error
+)
+on conflict (activity_date) do update set
+    status = excluded.status,
+    raw_run_id = excluded.raw_run_id,
+    record_count = excluded.record_count,
+    page_count = excluded.page_count,
+    schema_drift = excluded.schema_drift,
+    completed_at = excluded.completed_at,
+    updated_at = excluded.updated_at,
+    last_error = excluded.last_error;
+
+-- name: usage_day_mark
+-- a non-complete status (pending, lost, failed); never downgrades a complete day
+insert into ops.usage_days (activity_date, status, updated_at, last_error)
+values (cast(:day as date), :status, cast(:updated_at as timestamp), :last_error)
+on conflict (activity_date) do update set
+    status = case when ops.usage_days.status = 'complete' then ops.usage_days.status
+        else excluded.status end,
+    updated_at = excluded.updated_at,
+    last_error = excluded.last_error;
+
+-- name: usage_days_between
+select activity_date, status, record_count, raw_run_id, last_error
+from ops.usage_days
+where activity_date between cast(:start_day as date) and cast(:end_day as date)
+order by activity_date;
+
+-- name: complete_usage_days
+select activity_date
+from ops.usage_days
+where status = 'complete'
+    and activity_date between cast(:start_day as date) and cast(:end_day as date)
+order by activity_date;
+
+-- name: first_usage_day
+select min(activity_date) from ops.usage_days where status = 'complete';
+
+-- name: first_run_day
+select min(step_day) from ops.run_steps;
+
+-- name: crm_snapshot_upsert
+insert into ops.crm_snapshots (
+    snapshot_date, status, row_count, rejected_count, duplicate_count, extra_columns,
+    source_file, loaded_at, updated_at, last_error
+)
+values (
+    cast(:day as date), :status, :row_count, :rejected_count, :duplicate_count, :extra_columns,
+    :source_file, cast(:loaded_at as timestamp), cast(:updated_at as timestamp), :last_error
+)
+on conflict (snapshot_date) do update set
+    status = case when ops.crm_snapshots.status = 'loaded' and excluded.status <> 'loaded'
+        then ops.crm_snapshots.status else excluded.status end,
+    row_count = coalesce(excluded.row_count, ops.crm_snapshots.row_count),
+    rejected_count = coalesce(excluded.rejected_count, ops.crm_snapshots.rejected_count),
+    duplicate_count = coalesce(excluded.duplicate_count, ops.crm_snapshots.duplicate_count),
+    extra_columns = coalesce(excluded.extra_columns, ops.crm_snapshots.extra_columns),
+    source_file = coalesce(excluded.source_file, ops.crm_snapshots.source_file),
+    loaded_at = coalesce(excluded.loaded_at, ops.crm_snapshots.loaded_at),
+    updated_at = excluded.updated_at,
+    last_error = excluded.last_error;
+
+-- name: build_day_upsert
+insert into ops.build_days (
+    activity_date, status, row_count, churn_risk_count, missing_crm_count, crm_snapshot_date,
+    built_at, last_error
+)
+values (
+    cast(:day as date), :status, :row_count, :churn_risk_count, :missing_crm_count,
+    cast(:crm_snapshot_date as date), cast(:built_at as timestamp), :last_error
+)
+on conflict (activity_date) do update set
+    status = excluded.status,
+    row_count = coalesce(excluded.row_count, ops.build_days.row_count),
+    churn_risk_count = coalesce(excluded.churn_risk_count, ops.build_days.churn_risk_count),
+    missing_crm_count = coalesce(excluded.missing_crm_count, ops.build_days.missing_crm_count),
+    crm_snapshot_date = coalesce(excluded.crm_snapshot_date, ops.build_days.crm_snapshot_date),
+    built_at = excluded.built_at,
+    last_error = excluded.last_error;
+
+-- name: built_days_between
+select activity_date
+from ops.build_days
+where status = 'built'
+    and activity_date between cast(:start_day as date) and cast(:end_day as date)
+order by activity_date;
+
+-- name: quality_result_upsert
+insert into ops.quality_results (
+    run_id, check_day, check_name, status, blocking, observed, threshold, details, checked_at
+)
+values (
+    :run_id, cast(:day as date), :check_name, :status, :blocking, :observed, :threshold, :details,
+    cast(:checked_at as timestamp)
+)
+on conflict (run_id, check_day, check_name) do update set
+    status = excluded.status,
+    observed = excluded.observed,
+    threshold = excluded.threshold,
+    details = excluded.details,
+    checked_at = excluded.checked_at;
+
+-- name: status_days
+-- one row per day that any step touched, newest first
+with days as (
+    select activity_date as d from ops.usage_days
+    union select snapshot_date from ops.crm_snapshots
+    union select activity_date from ops.build_days
+)
+select
+    days.d,
+    c.status as crm_status,
+    c.row_count as crm_rows,
+    c.rejected_count as crm_rejected,
+    u.status as usage_status,
+    u.record_count as usage_records,
+    b.status as build_status,
+    b.row_count as build_rows,
+    b.churn_risk_count,
+    coalesce(b.last_error, u.last_error, c.last_error) as last_error
+from days
+left join ops.crm_snapshots as c on c.snapshot_date = days.d
+left join ops.usage_days as u on u.activity_date = days.d
+left join ops.build_days as b on b.activity_date = days.d
+where days.d between cast(:start_day as date) and cast(:end_day as date)
+order by days.d desc;
+
+-- name: quality_for_days
+select check_day, check_name, status, observed, threshold, details
+from ops.quality_results as q
+where check_day between cast(:start_day as date) and cast(:end_day as date)
+    and q.checked_at = (
+        select max(checked_at) from ops.quality_results as q2
+        where q2.check_day = q.check_day and q2.check_name = q.check_name
+    )
+order by check_day, check_name;

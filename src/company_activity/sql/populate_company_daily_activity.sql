@@ -1,0 +1,165 @@
+-- Builds analytics.company_daily_activity for the days :start_day ... :end_day.
+-- Spec: shared/specs/company-daily-activity.md. One dialect (DuckDB and PostgreSQL).
+--
+-- Parameters: :start_day, :end_day (the days to build), :first_usage_day (earliest complete usage day),
+-- :loaded_at (this build's timestamp; rows whose values do not change keep their old record_loaded_at).
+--
+-- The pipeline runs `candidate`, checks the candidate rows (quality gates), then `publish`, then `cleanup`.
+
+-- name: candidate
+drop table if exists build_days;
+
+drop table if exists build_candidate;
+
+-- the complete usage days the build reads: the days to build and the six before them
+create temporary table build_days as
+select activity_date
+from ops.usage_days
+where status = 'complete'
+  and activity_date between cast(:start_day as date) - 6 and cast(:end_day as date);
+
+create temporary table build_candidate as
+with snapshots as (
+    select distinct snapshot_date
+    from stg.crm_daily
+),
+
+-- the CRM snapshot in effect on each day: the latest loaded snapshot on or before it
+snapshot_in_effect as (
+    select
+        d.activity_date,
+        max(s.snapshot_date) as snapshot_date
+    from build_days as d
+    inner join snapshots as s
+        on s.snapshot_date <= d.activity_date
+    group by d.activity_date
+),
+
+crm as (
+    select
+        e.activity_date,
+        c.company_id,
+        c.company_name,
+        c.country,
+        c.industry_tag,
+        c.last_contact_at
+    from snapshot_in_effect as e
+    inner join stg.crm_daily as c
+        on c.snapshot_date = e.snapshot_date
+),
+
+usage as (
+    select
+        u.activity_date,
+        u.company_id,
+        u.active_users,
+        u.events
+    from stg.product_usage_daily as u
+    inner join build_days as d
+        on d.activity_date = u.activity_date
+),
+
+-- rows of a day: every company in the snapshot in effect, plus every company with usage that day
+company_days as (
+    select
+        coalesce(crm.activity_date, usage.activity_date) as activity_date,
+        coalesce(crm.company_id, usage.company_id) as company_id,
+        crm.company_name,
+        crm.country,
+        crm.industry_tag,
+        crm.last_contact_at,
+        coalesce(usage.active_users, 0) as active_users,
+        coalesce(usage.events, 0) as events,
+        crm.company_id is not null as in_crm
+    from crm
+    full outer join usage
+        on usage.activity_date = crm.activity_date
+        and usage.company_id = crm.company_id
+),
+
+-- the window is 7 calendar days, not 7 rows: a day without a row counts 0
+windowed as (
+    select
+        company_days.*,
+        sum(active_users) over last_7_days as active_users_7d,
+        sum(events) over last_7_days as events_7d,
+        min(activity_date) over last_7_days as earliest_row_in_window
+    from company_days
+    window last_7_days as (
+        partition by company_id
+        order by activity_date
+        range between interval '6 days' preceding and current row
+    )
+)
+
+select
+    activity_date,
+    company_id,
+    company_name,
+    country,
+    industry_tag,
+    last_contact_at,
+    active_users,
+    events,
+    cast(active_users_7d as integer) as "7d_active_users",
+    (
+        active_users_7d = 0
+        and events_7d = 0
+        and earliest_row_in_window = activity_date - 6
+        and activity_date - 6 >= cast(:first_usage_day as date)
+    ) as is_churn_risk,
+    in_crm
+from windowed
+where activity_date between cast(:start_day as date) and cast(:end_day as date);
+
+-- name: publish
+-- rows that are gone or whose values changed leave; new and changed rows come in with :loaded_at
+delete from analytics.company_daily_activity as t
+where t.activity_date in (
+        select activity_date from build_days
+        where activity_date between cast(:start_day as date) and cast(:end_day as date)
+    )
+    and not exists (
+        select 1
+        from build_candidate as c
+        where c.activity_date = t.activity_date
+            and c.company_id = t.company_id
+            and c.company_name is not distinct from t.company_name
+            and c.country is not distinct from t.country
+            and c.industry_tag is not distinct from t.industry_tag
+            and c.last_contact_at is not distinct from t.last_contact_at
+            and c.active_users = t.active_users
+            and c.events = t.events
+            and c."7d_active_users" = t."7d_active_users"
+            and c.is_churn_risk = t.is_churn_risk
+    );
+
+insert into analytics.company_daily_activity (
+    activity_date, company_id, company_name, country, industry_tag, last_contact_at,
+    active_users, events, "7d_active_users", is_churn_risk, record_loaded_at
+)
+select
+    c.activity_date, c.company_id, c.company_name, c.country, c.industry_tag, c.last_contact_at,
+    c.active_users, c.events, c."7d_active_users", c.is_churn_risk, cast(:loaded_at as timestamp)
+from build_candidate as c
+where not exists (
+    select 1
+    from analytics.company_daily_activity as t
+    where t.activity_date = c.activity_date
+        and t.company_id = c.company_id
+);
+
+-- name: day_summary
+select
+    activity_date,
+    count(*) as row_count,
+    sum(case when is_churn_risk then 1 else 0 end) as churn_risk_count,
+    sum(case when in_crm then 0 else 1 end) as missing_crm_count
+from build_candidate
+group by activity_date
+order by activity_date;
+
+-- name: cleanup
+drop table if exists build_candidate;
+
+drop table if exists build_days;

@@ -1,0 +1,110 @@
+"""The build of ``analytics.company_daily_activity`` (``sql/populate_company_daily_activity.sql``).
+
+The build gate: day D is built only when usage is complete for D and for every day of ``D-6 … D-1`` on or
+after the first usage day (the earliest complete day).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+from .errors import BuildGateError
+from .quality import CheckResult, check_candidate
+from .warehouse import Warehouse
+
+POPULATE = "populate_company_daily_activity.sql"
+
+
+@dataclass(frozen=True)
+class DayBuild:
+    day: date
+    row_count: int
+    churn_risk_count: int
+    missing_crm_count: int
+
+
+def complete_days(wh: Warehouse, start: date, end: date) -> set[date]:
+    rows = wh.run("ops.sql", "complete_usage_days", {"start_day": start, "end_day": end})
+    return {r[0] for r in rows}
+
+
+def first_usage_day(wh: Warehouse) -> date | None:
+    value = wh.scalar("ops.sql", "first_usage_day")
+    return value if isinstance(value, date) else None
+
+
+def gate_missing(day: date, complete: set[date], first: date | None) -> list[date]:
+    """The days whose incomplete usage keeps ``day`` from being built (empty: it can be built)."""
+    if first is None:
+        return [day]
+    needed = [day - timedelta(days=k) for k in range(6, -1, -1)]
+    return [d for d in needed if (d >= first or d == day) and d not in complete]
+
+
+def check_gate(wh: Warehouse, days: Iterable[date]) -> tuple[list[date], dict[date, BuildGateError]]:
+    """Split ``days`` into buildable days and the gate errors of the others."""
+    days = sorted(set(days))
+    if not days:
+        return [], {}
+    complete = complete_days(wh, days[0] - timedelta(days=6), days[-1])
+    first = first_usage_day(wh)
+    ok: list[date] = []
+    blocked: dict[date, BuildGateError] = {}
+    for day in days:
+        missing = gate_missing(day, complete, first)
+        if missing:
+            blocked[day] = BuildGateError(day, missing)
+        else:
+            ok.append(day)
+    return ok, blocked
+
+
+def segments(days: Iterable[date]) -> list[tuple[date, date]]:
+    """Contiguous runs of days: [1,2,3,5] -> [(1,3), (5,5)]."""
+    out: list[tuple[date, date]] = []
+    for day in sorted(set(days)):
+        if out and out[-1][1] + timedelta(days=1) == day:
+            out[-1] = (out[-1][0], day)
+        else:
+            out.append((day, day))
+    return out
+
+
+def build_segment(
+    wh: Warehouse,
+    start: date,
+    end: date,
+    *,
+    first_usage_day: date,
+    loaded_at: datetime,
+    missing_crm_warn_fraction: float = 0.05,
+    on_checks: Callable[[list[CheckResult]], None] | None = None,
+) -> tuple[list[DayBuild], dict[date, list[CheckResult]]]:
+    """Build every day of ``start … end`` (all must pass the gate) in one transaction.
+
+    Returns the days published and, per day kept out by a failed blocking check, its failed checks.
+    """
+    params = {
+        "start_day": start,
+        "end_day": end,
+        "first_usage_day": first_usage_day,
+        "loaded_at": loaded_at,
+    }
+    with wh.transaction():
+        wh.run(POPULATE, "candidate", params)
+        results = check_candidate(wh, missing_crm_warn_fraction=missing_crm_warn_fraction)
+        if on_checks is not None:
+            on_checks(results)
+        rejected: dict[date, list[CheckResult]] = {}
+        for r in results:
+            if r.blocking and r.failed:
+                rejected.setdefault(r.day, []).append(r)
+        for day in rejected:
+            wh.run("quality.sql", "drop_candidate_day", {"day": day})
+        summary = wh.run(POPULATE, "day_summary", params)
+        wh.run(POPULATE, "publish", params)
+        wh.run(POPULATE, "cleanup", params)
+    built = [DayBuild(r[0], int(r[1]), int(r[2] or 0), int(r[3] or 0)) for r in summary]
+    return built, rejected
