@@ -85,10 +85,11 @@ windowed as (
         sum(events) over last_7_days as events_7d,
         min(activity_date) over last_7_days as earliest_row_in_window
     from company_days
+    -- ordered by a day number: an integer RANGE frame is much cheaper than a date/interval one
     window last_7_days as (
         partition by company_id
-        order by activity_date
-        range between interval '6 days' preceding and current row
+        order by activity_date - cast('2000-01-01' as date)
+        range between 6 preceding and current row
     )
 )
 

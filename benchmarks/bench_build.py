@@ -1,0 +1,112 @@
+"""Benchmark: building analytics.company_daily_activity.
+
+Fills a fresh warehouse with N companies x D days of staging data (generated in SQL), then times
+(1) building the last day alone and (2) building / rebuilding the whole range. Prints wall time and the
+process's peak RSS. Run by hand, never by `make test`:
+
+    .venv/bin/python benchmarks/bench_build.py                      # both standard cases, DuckDB
+    .venv/bin/python benchmarks/bench_build.py --companies 1000000 --days 8 --case day
+    .venv/bin/python benchmarks/bench_build.py --warehouse postgresql://postgres@127.0.0.1/bench
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import sys
+import tempfile
+import time
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+from company_activity import transform
+from company_activity.warehouse import Warehouse, connect
+
+START = date(2025, 1, 1)
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def fill(wh: Warehouse, companies: int, days: int) -> None:
+    """One CRM snapshot on the first day, usage for ~60% of companies each day, all days complete."""
+    now = datetime(2026, 1, 1)
+    end = START + timedelta(days=days - 1)
+    with wh.transaction():
+        wh.execute(
+            "insert into stg.crm_daily "
+            "select cast(:start as date), 'C' || lpad(cast(i as varchar), 7, '0'), "
+            "'Company ' || cast(i as varchar), 'DE', 'saas', null, 'bench.csv', cast(i as integer), "
+            "cast(:now as timestamp), 'bench' from generate_series(1, :n) as g(i)",
+            {"start": START, "now": now, "n": companies},
+        )
+        wh.execute(
+            "insert into stg.product_usage_daily "
+            "select cast(:start as date) + cast(dd as integer), 'C' || lpad(cast(i as varchar), 7, '0'), "
+            "cast(1 + (i % 50) as integer), cast(10 + (i % 500) as integer), 'bench', cast(:now as timestamp) "
+            "from generate_series(1, :n) as g(i) cross join generate_series(0, :d) as h(dd) "
+            "where (i * 7 + dd * 13) % 10 < 6",
+            {"start": START, "now": now, "n": companies, "d": days - 1},
+        )
+        wh.execute(
+            "insert into ops.usage_days (activity_date, status, raw_run_id, record_count, page_count, "
+            "completed_at, updated_at) select cast(:start as date) + cast(dd as integer), 'complete', "
+            "'bench', 0, 0, cast(:now as timestamp), cast(:now as timestamp) "
+            "from generate_series(0, :d) as h(dd)",
+            {"start": START, "now": now, "d": days - 1},
+        )
+    assert end == START + timedelta(days=days - 1)
+
+
+def timed(label: str, fn: object) -> float:
+    t0 = time.perf_counter()
+    fn()  # type: ignore[operator]
+    elapsed = time.perf_counter() - t0
+    print(f"  {label:<44} {elapsed:8.2f} s   peak RSS {peak_rss_mb():7.0f} MB", flush=True)
+    return elapsed
+
+
+def case(url: str, companies: int, days: int, what: str) -> None:
+    print(f"{companies:,} companies x {days} days on {url.split('://')[0] if '://' in url else 'duckdb'}:")
+    wh = connect(url)
+    wh.init_schema()
+    timed("fill staging", lambda: fill(wh, companies, days))
+    end = START + timedelta(days=days - 1)
+
+    def build(s: date, e: date, at: datetime) -> None:
+        transform.build_segment(wh, s, e, first_usage_day=START, loaded_at=at)
+
+    if what in ("day", "both"):
+        if days > 7:
+            timed(f"build days before the last ({days - 1})", lambda: build(START, end - timedelta(days=1),
+                                                                              datetime(2026, 1, 2)))
+        timed("build one day (the last)", lambda: build(end, end, datetime(2026, 1, 2)))
+        timed("rebuild that day (nothing changes)", lambda: build(end, end, datetime(2026, 1, 3)))
+    if what in ("range", "both"):
+        timed(f"rebuild all {days} days", lambda: build(START, end, datetime(2026, 1, 4)))
+    rows = wh.execute("select count(*) from analytics.company_daily_activity")[0][0]
+    print(f"  analytics rows: {rows:,}")
+    wh.close()
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--warehouse", default=None, help="DuckDB path or postgresql:// URL (default: temp DuckDB)")
+    ap.add_argument("--companies", type=int, default=None)
+    ap.add_argument("--days", type=int, default=None)
+    ap.add_argument("--case", choices=["day", "range", "both"], default=None)
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        url = args.warehouse or str(Path(tmp) / "bench.duckdb")
+        if args.companies or args.days:
+            case(url, args.companies or 100_000, args.days or 365, args.case or "both")
+            return 0
+        case(url, 1_000_000, 8, "day")
+        url2 = args.warehouse or str(Path(tmp) / "bench2.duckdb")
+        case(url2, 100_000, 365, "range")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
