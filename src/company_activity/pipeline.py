@@ -31,7 +31,7 @@ from .errors import (
 )
 from .quality import CheckResult
 from .runs import Ledger, StepOutcome, new_run_id, utcnow
-from .sources.crm import CrmParseResult, parse_crm_csv, quarantine_csv
+from .sources.crm import CrmBadRowsError, CrmParseResult, parse_crm_csv, quarantine_csv
 from .sources.usage_api import RetryPolicy, UsageApiClient, parse_usage_page
 from .storage import Lake, open_lake
 from .warehouse import Warehouse, connect
@@ -249,22 +249,26 @@ class Pipeline:
         started = ledger.step_started(STEP_CRM, day)
         rel = self.settings.crm_path.format(date=day.isoformat())
         now = utcnow()
+        quarantine = f"quarantine/crm/date={day.isoformat()}/rejected-{report.run_id}.csv"
+        status = "failed"
         try:
             if not self.lake.exists(rel):
+                status = "missing"
                 raise CrmFileError(f"CRM snapshot for {day.isoformat()} is missing: {self.lake.url(rel)}")
-            parsed = parse_crm_csv(
-                self.lake.read_bytes(rel),
-                source=self.lake.url(rel),
-                max_bad_fraction=self.settings.crm_max_bad_fraction,
-            )
-            if parsed.rejected:
-                self.lake.write_bytes(
-                    f"quarantine/crm/date={day.isoformat()}/rejected-{report.run_id}.csv",
-                    quarantine_csv(parsed.rejected),
+            try:
+                parsed = parse_crm_csv(
+                    self.lake.read_bytes(rel),
+                    source=self.lake.url(rel),
+                    max_bad_fraction=self.settings.crm_max_bad_fraction,
                 )
+            except CrmBadRowsError as exc:
+                # the whole file is rejected, but its bad rows are still kept for inspection
+                self.lake.write_bytes(quarantine, quarantine_csv(exc.result.rejected))
+                raise
+            if parsed.rejected:
+                self.lake.write_bytes(quarantine, quarantine_csv(parsed.rejected))
             changed = self._load_crm(day, parsed, rel, report.run_id, now)
-        except (CrmFileError, PipelineError) as exc:
-            status = "missing" if isinstance(exc, CrmFileError) and "missing" in str(exc) else "failed"
+        except PipelineError as exc:
             with self.wh.transaction():
                 self.wh.run(
                     "ops.sql",
