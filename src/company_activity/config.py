@@ -58,14 +58,12 @@ class Settings(BaseSettings):
         default=900.0, gt=0, description="seconds of retry waiting allowed in one run"
     )
     api_retention_days: int = Field(default=30, ge=1)
-    api_concurrency: int = Field(default=4, ge=1, le=32, description="days fetched at once")
 
     # the pipeline
     start_date: date | None = None
     today: date | None = None
     crm_max_bad_fraction: float = Field(default=0.05, ge=0, le=1)
     retention_warning_days: int = Field(default=3, ge=0)
-    volume_drop_threshold: float = Field(default=0.10, ge=0, le=1)
     missing_crm_warn_fraction: float = Field(default=0.05, ge=0, le=1)
     lock_timeout: float = Field(default=60.0, ge=0)
 

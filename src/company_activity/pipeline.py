@@ -187,12 +187,13 @@ class Pipeline:
         report = RunReport(run_id, f"build --start {start} --end {end}", list(_days(start, end)))
         ledger = Ledger(self.wh, run_id)
         alerter = Alerter(self._sinks)
-        ledger.start_run(report.command)
-        try:
-            self._build(report, ledger, alerter, targets=set(report.days), affected=set())
-        finally:
-            report.alerts = alerter.sent
-            ledger.finish_run("failed" if report.failed else "succeeded", _summary(report))
+        with self.wh.lock(timeout=self.settings.lock_timeout):
+            ledger.start_run(report.command)
+            try:
+                self._build(report, ledger, alerter, targets=set(report.days), affected=set())
+            finally:
+                report.alerts = alerter.sent
+                ledger.finish_run("failed" if report.failed else "succeeded", _summary(report))
         return report
 
     # -- the master pipeline over a list of days ---------------------------------------------------------
@@ -209,8 +210,22 @@ class Pipeline:
         report = RunReport(run_id, command, sorted(days), caught_up=list(catch_up))
         ledger = Ledger(self.wh, run_id)
         alerter = Alerter(self._sinks)
-        ledger.start_run(command)
-        log.info("run %s: %s (%d day(s))", run_id, command, len(days))
+        with self.wh.lock(timeout=self.settings.lock_timeout):
+            ledger.start_run(command)
+            log.info("run %s: %s (%d day(s))", run_id, command, len(days))
+            self._run_days_locked(report, ledger, alerter, command, progress, lost_before)
+        return report
+
+    def _run_days_locked(
+        self,
+        report: RunReport,
+        ledger: Ledger,
+        alerter: Alerter,
+        command: str,
+        progress: Progress | None,
+        lost_before: Sequence[date],
+    ) -> None:
+        run_id = report.run_id
         try:
             for day in lost_before:
                 self._mark_lost(
@@ -241,7 +256,6 @@ class Pipeline:
         finally:
             report.alerts = alerter.sent
             ledger.finish_run("failed" if report.failed else "succeeded", _summary(report))
-        return report
 
     # -- (1) CRM ------------------------------------------------------------------------------------------
     def _ingest_crm(self, day: date, ledger: Ledger, alerter: Alerter, report: RunReport) -> bool:

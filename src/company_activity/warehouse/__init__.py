@@ -62,6 +62,14 @@ class Warehouse(ABC):
     @abstractmethod
     def close(self) -> None: ...
 
+    @contextmanager
+    def lock(self, *, timeout: float) -> Iterator[None]:
+        """Hold the per-warehouse run lock: one pipeline run at a time per warehouse.
+
+        Waits up to ``timeout`` seconds, then raises WarehouseBusyError. Engines override this.
+        """
+        yield
+
     # -- shared behaviour -----------------------------------------------------------------------------
     _depth = 0
 
