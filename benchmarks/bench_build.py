@@ -44,7 +44,8 @@ def fill(wh: Warehouse, companies: int, days: int) -> None:
         wh.execute(
             "insert into stg.product_usage_daily "
             "select cast(:start as date) + cast(dd as integer), 'C' || lpad(cast(i as varchar), 7, '0'), "
-            "cast(1 + (i % 50) as integer), cast(10 + (i % 500) as integer), 'bench', cast(:now as timestamp) "
+            "cast(1 + (i % 50) as integer), cast(10 + (i % 500) as integer), 'bench', "
+            "cast(:now as timestamp) "
             "from generate_series(1, :n) as g(i) cross join generate_series(0, :d) as h(dd) "
             "where (i * 7 + dd * 13) % 10 < 6",
             {"start": START, "now": now, "n": companies, "d": days - 1},
@@ -79,8 +80,10 @@ def case(url: str, companies: int, days: int, what: str) -> None:
 
     if what in ("day", "both"):
         if days > 7:
-            timed(f"build days before the last ({days - 1})", lambda: build(START, end - timedelta(days=1),
-                                                                              datetime(2026, 1, 2)))
+            timed(
+                f"build days before the last ({days - 1})",
+                lambda: build(START, end - timedelta(days=1), datetime(2026, 1, 2)),
+            )
         timed("build one day (the last)", lambda: build(end, end, datetime(2026, 1, 2)))
         timed("rebuild that day (nothing changes)", lambda: build(end, end, datetime(2026, 1, 3)))
     if what in ("range", "both"):
@@ -92,7 +95,9 @@ def case(url: str, companies: int, days: int, what: str) -> None:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--warehouse", default=None, help="DuckDB path or postgresql:// URL (default: temp DuckDB)")
+    ap.add_argument(
+        "--warehouse", default=None, help="DuckDB path or postgresql:// URL (default: temp DuckDB)"
+    )
     ap.add_argument("--companies", type=int, default=None)
     ap.add_argument("--days", type=int, default=None)
     ap.add_argument("--case", choices=["day", "range", "both"], default=None)

@@ -29,9 +29,17 @@ def seed_usage(wh: Warehouse, day: date, records: Mapping[str, tuple[int, int]])
         wh.run(
             "ops.sql",
             "usage_day_upsert",
-            {"day": day, "status": "complete", "raw_run_id": "test", "record_count": len(records),
-             "page_count": 1, "schema_drift": None, "completed_at": now, "updated_at": now,
-             "last_error": None},
+            {
+                "day": day,
+                "status": "complete",
+                "raw_run_id": "test",
+                "record_count": len(records),
+                "page_count": 1,
+                "schema_drift": None,
+                "completed_at": now,
+                "updated_at": now,
+                "last_error": None,
+            },
         )
 
 
@@ -42,15 +50,23 @@ def seed_crm(wh: Warehouse, day: date, companies: Mapping[str, Attrs]) -> None:
         for line, (cid, (name, country, industry, contact)) in enumerate(companies.items(), start=2):
             wh.execute(
                 "insert into stg.crm_daily values (:d, :c, :n, :co, :i, :t, 'test.csv', :line, :now, 'test')",
-                {"d": day, "c": cid, "n": name, "co": country, "i": industry, "t": contact,
-                 "line": line, "now": now},
+                {
+                    "d": day,
+                    "c": cid,
+                    "n": name,
+                    "co": country,
+                    "i": industry,
+                    "t": contact,
+                    "line": line,
+                    "now": now,
+                },
             )
 
 
 def table(wh: Warehouse) -> dict[tuple[date, str], tuple[object, ...]]:
-    """The analytics table as {(day, company): (name, country, industry, contact, users, events, 7d, churn)}."""
+    """The analytics table: {(day, company): (name, country, industry, contact, users, events, 7d, churn)}."""
     rows = wh.execute(
-        'select activity_date, company_id, company_name, country, industry_tag, last_contact_at, '
+        "select activity_date, company_id, company_name, country, industry_tag, last_contact_at, "
         'active_users, events, "7d_active_users", is_churn_risk from analytics.company_daily_activity'
     )
     return {(r[0], r[1]): tuple(r[2:]) for r in rows}

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import date, datetime, timedelta
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -24,7 +23,7 @@ def d(n: int) -> date:
 def build_all(wh: Warehouse, start: date, end: date, at: datetime | None = None) -> None:
     first = transform.first_usage_day(wh)
     assert first is not None
-    ok, blocked = transform.check_gate(wh, days(start, end))
+    ok, _blocked = transform.check_gate(wh, days(start, end))
     for s, e in transform.segments(ok):
         transform.build_segment(wh, s, e, first_usage_day=first, loaded_at=at or datetime(2026, 12, 1))
 
@@ -80,11 +79,14 @@ def test_worked_example_matches_model(wh: Warehouse) -> None:
     for day in days(d(1), d(11)):
         rows = wh.execute(
             "select company_id, company_name, country, industry_tag, last_contact_at from stg.crm_daily "
-            "where snapshot_date = :d", {"d": day})
+            "where snapshot_date = :d",
+            {"d": day},
+        )
         crm[day] = {r[0]: (r[1], r[2], r[3], r[4]) for r in rows}
         urows = wh.execute(
             "select company_id, active_users, events from stg.product_usage_daily where activity_date = :d",
-            {"d": day})
+            {"d": day},
+        )
         usage[day] = {r[0]: (r[1], r[2]) for r in urows}
     assert table(wh) == Model(crm, usage, days(d(1), d(11))).rows()
 
@@ -139,7 +141,9 @@ def test_changed_usage_rewrites_only_changed_rows(wh: Warehouse) -> None:
     build_all(wh, d(6), d(11), at=datetime(2026, 12, 2))
     rows = wh.execute(
         "select activity_date, company_id, record_loaded_at from analytics.company_daily_activity "
-        "where record_loaded_at = :t order by 1, 2", {"t": datetime(2026, 12, 2)})
+        "where record_loaded_at = :t order by 1, 2",
+        {"t": datetime(2026, 12, 2)},
+    )
     assert [(r[0], r[1]) for r in rows] == [(day, "A") for day in days(d(6), d(11))]
     assert table(wh)[(d(11), "A")][6] == 72
 
@@ -150,7 +154,9 @@ COMPANIES = ["A", "B", "C", "D", "E"]
 
 
 @st.composite
-def histories(draw: st.DrawFn) -> tuple[dict[date, dict[str, Attrs]], dict[date, dict[str, tuple[int, int]]], int]:
+def histories(
+    draw: st.DrawFn,
+) -> tuple[dict[date, dict[str, Attrs]], dict[date, dict[str, tuple[int, int]]], int]:
     n_days = draw(st.integers(min_value=1, max_value=16))
     all_days = days(NOV, NOV + timedelta(days=n_days - 1))
     crm: dict[date, dict[str, Attrs]] = {}
@@ -159,17 +165,18 @@ def histories(draw: st.DrawFn) -> tuple[dict[date, dict[str, Attrs]], dict[date,
         if draw(st.booleans()):
             members = draw(st.lists(st.sampled_from(COMPANIES), unique=True, min_size=1, max_size=4))
             crm[day] = {
-                c: (draw(st.sampled_from([f"{c}-name", f"{c}-renamed", None])),
-                    draw(st.sampled_from(["DE", None])), None,
-                    draw(st.sampled_from([None, datetime(2026, 10, 1, 12)])))
+                c: (
+                    draw(st.sampled_from([f"{c}-name", f"{c}-renamed", None])),
+                    draw(st.sampled_from(["DE", None])),
+                    None,
+                    draw(st.sampled_from([None, datetime(2026, 10, 1, 12)])),
+                )
                 for c in members
             }
     usage: dict[date, dict[str, tuple[int, int]]] = {}
     for day in all_days:
         active = draw(st.lists(st.sampled_from([*COMPANIES, "U1", "U2"]), unique=True, max_size=4))
-        usage[day] = {
-            c: draw(st.sampled_from([(0, 0), (0, 3), (2, 0), (5, 9), (1, 1)])) for c in active
-        }
+        usage[day] = {c: draw(st.sampled_from([(0, 0), (0, 3), (2, 0), (5, 9), (1, 1)])) for c in active}
     return crm, usage, n_days
 
 

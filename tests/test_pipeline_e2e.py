@@ -102,7 +102,7 @@ def test_ten_days_through_the_cli_equal_ground_truth(env: dict[str, str], sim: S
     m = json.loads(manifests[0].read_text())
     assert m["date"] == FIRST.isoformat()
     assert m["record_count"] == len(sim.usage(FIRST))
-    assert [p["file"] for p in m["pages"]][0] == "page-00001.json"
+    assert m["pages"][0]["file"] == "page-00001.json"
 
 
 def test_rerun_of_a_day_leaves_the_table_identical(env: dict[str, str]) -> None:
@@ -143,11 +143,13 @@ def test_pending_day_is_caught_up_by_the_next_run(env: dict[str, str], sim: Simu
     assert result.exit_code == 0, result.output
     assert "pending (API not final yet): 2026-11-09" in result.output
     with open_wh(env) as wh:
-        built = {r[0] for r in wh.execute("select distinct activity_date from analytics.company_daily_activity")}
+        built = {
+            r[0] for r in wh.execute("select distinct activity_date from analytics.company_daily_activity")
+        }
         assert built == set(days(FIRST, date(2026, 11, 8)))  # 11-10 and 11-11 wait for 11-09
-        assert wh.execute(
-            "select status from ops.usage_days where activity_date = :d", {"d": stuck}
-        ) == [("pending",)]
+        assert wh.execute("select status from ops.usage_days where activity_date = :d", {"d": stuck}) == [
+            ("pending",)
+        ]
     sim.options.not_final_days = frozenset()
     result = cli(env, "run")
     assert result.exit_code == 0, result.output
@@ -156,7 +158,9 @@ def test_pending_day_is_caught_up_by_the_next_run(env: dict[str, str], sim: Simu
         assert table(wh) == ground_truth(sim, TEN_DAYS)
 
 
-def test_missing_crm_snapshot_fails_the_run_but_usage_loads(env: dict[str, str], sim: SimulatorServer) -> None:
+def test_missing_crm_snapshot_fails_the_run_but_usage_loads(
+    env: dict[str, str], sim: SimulatorServer
+) -> None:
     assert cli(env, "run", "--date", "2026-11-05").exit_code == 0
     missing = Path(env["COMPANY_ACTIVITY_LAKE"]) / "crm" / "crm_daily_2026-11-06.csv"
     missing.unlink()
@@ -165,12 +169,15 @@ def test_missing_crm_snapshot_fails_the_run_but_usage_loads(env: dict[str, str],
     assert "CRM snapshot for 2026-11-06 is missing" in result.output
     assert "CRM snapshot of 2026-11-06 missing: used the one of 2026-11-05" in result.output
     with open_wh(env) as wh:
-        assert wh.execute(
-            "select count(*) from stg.product_usage_daily where activity_date = '2026-11-06'"
-        )[0][0] == len(sim.usage(date(2026, 11, 6)))
-        names = dict(wh.execute(
-            "select company_id, company_name from analytics.company_daily_activity "
-            "where activity_date = '2026-11-06'"))
+        assert wh.execute("select count(*) from stg.product_usage_daily where activity_date = '2026-11-06'")[
+            0
+        ][0] == len(sim.usage(date(2026, 11, 6)))
+        names = dict(
+            wh.execute(
+                "select company_id, company_name from analytics.company_daily_activity "
+                "where activity_date = '2026-11-06'"
+            )
+        )
         crm5 = {r.company_id: _clean(r.name) for r in sim.data.crm_snapshot(date(2026, 11, 5))}
         assert {cid: names[cid] for cid in crm5} == crm5
         assert wh.execute("select status from ops.runs order by started_at desc limit 1") == [("failed",)]

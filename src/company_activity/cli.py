@@ -7,7 +7,6 @@ Exit status: 0 everything succeeded (warnings allowed); 1 the pipeline ran and a
 from __future__ import annotations
 
 import json
-import logging
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -66,13 +65,26 @@ def _date(value: str | None, option: str) -> date | None:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None,
-              help="TOML file with settings (lower-case keys without the COMPANY_ACTIVITY_ prefix); "
-                   "the environment wins.")
-@click.option("--log-level", type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
-              default=None, help="Log level (default INFO).")
-@click.option("--log-format", type=click.Choice(["text", "json"]), default=None,
-              help="Log lines as text or JSON lines (default text).")
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="TOML file with settings (lower-case keys without the COMPANY_ACTIVITY_ prefix); "
+    "the environment wins.",
+)
+@click.option(
+    "--log-level",
+    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+    default=None,
+    help="Log level (default INFO).",
+)
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default=None,
+    help="Log lines as text or JSON lines (default text).",
+)
 @click.version_option(package_name="company-activity")
 @click.pass_context
 def main(ctx: click.Context, config_file: str | None, log_level: str | None, log_format: str | None) -> None:
@@ -107,13 +119,21 @@ def _print_report(report: RunReport) -> None:
     if report.lost:
         click.echo("LOST (outside the API's retention): " + ", ".join(d.isoformat() for d in report.lost))
     errors = [a for a in report.alerts if a.severity == "error"]
-    click.echo(f"{'FAILED' if report.failed else 'OK'}: {len(report.built)} day(s) built, "
-               f"{len(errors)} alert(s) sent")
+    click.echo(
+        f"{'FAILED' if report.failed else 'OK'}: {len(report.built)} day(s) built, "
+        f"{len(errors)} alert(s) sent"
+    )
 
 
 def _progress_bar(total: int, label: str) -> tuple[Callable[[str, date], None], Any]:
-    bar = click.progressbar(length=total, label=label, file=sys.stderr, show_pos=True, show_eta=True,
-                            item_show_func=lambda d: d.isoformat() if d else "")
+    bar: Any = click.progressbar(
+        length=total,
+        label=label,
+        file=sys.stderr,
+        show_pos=True,
+        show_eta=True,
+        item_show_func=lambda d: d.isoformat() if d else "",
+    )
     bar.__enter__()
 
     def advance(_what: str, day: date) -> None:
@@ -123,8 +143,13 @@ def _progress_bar(total: int, label: str) -> tuple[Callable[[str, date], None], 
 
 
 @main.command()
-@click.option("--date", "day", metavar="YYYY-MM-DD", default=None,
-              help="Run the master pipeline for this one day (plus the rebuilds it triggers).")
+@click.option(
+    "--date",
+    "day",
+    metavar="YYYY-MM-DD",
+    default=None,
+    help="Run the master pipeline for this one day (plus the rebuilds it triggers).",
+)
 @click.pass_context
 def run(ctx: click.Context, day: str | None) -> None:
     """Run the master pipeline: yesterday (UTC), after catching up missed days.
@@ -190,8 +215,13 @@ def build(ctx: click.Context, start: str, end: str) -> None:
 
 
 @main.command()
-@click.option("--days", default=14, show_default=True, type=click.IntRange(1, 3660),
-              help="How many days back from today.")
+@click.option(
+    "--days",
+    default=14,
+    show_default=True,
+    type=click.IntRange(1, 3660),
+    help="How many days back from today.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @click.pass_context
 def status(ctx: click.Context, days: int, as_json: bool) -> None:
@@ -209,8 +239,10 @@ def status(ctx: click.Context, days: int, as_json: bool) -> None:
     if not rows:
         click.echo("no runs recorded yet")
         return
-    header = f"{'day':<10}  {'crm':<8} {'rows':>7}  {'usage':<8} {'records':>8}  {'build':<7} {'rows':>7} " \
-             f"{'churn':>6}  checks / last error"
+    header = (
+        f"{'day':<10}  {'crm':<8} {'rows':>7}  {'usage':<8} {'records':>8}  {'build':<7} {'rows':>7} "
+        f"{'churn':>6}  checks / last error"
+    )
     click.echo(header)
     for r in rows:
         tail = r["checks"] if r["checks"] != "ok" else ""
@@ -241,11 +273,21 @@ def init(ctx: click.Context) -> None:
 
 
 @main.command()
-@click.option("--dir", "folder", default="./data/demo", show_default=True,
-              help="Folder for the demo's DuckDB file and lake.")
+@click.option(
+    "--dir",
+    "folder",
+    default="./data/demo",
+    show_default=True,
+    help="Folder for the demo's DuckDB file and lake.",
+)
 @click.option("--days", default=14, show_default=True, type=click.IntRange(1, 30), help="Days to run.")
-@click.option("--companies", default=200, show_default=True, type=click.IntRange(1, 1_000_000),
-              help="Companies the simulator invents.")
+@click.option(
+    "--companies",
+    default=200,
+    show_default=True,
+    type=click.IntRange(1, 1_000_000),
+    help="Companies the simulator invents.",
+)
 @click.option("--seed", default=7, show_default=True, help="Seed of the synthetic data.")
 @click.pass_context
 def demo(ctx: click.Context, folder: str, days: int, companies: int, seed: int) -> None:
@@ -261,8 +303,9 @@ def demo(ctx: click.Context, folder: str, days: int, companies: int, seed: int) 
     from .demo import run_demo
 
     with _errors():
-        code = run_demo(ctx.obj.settings(), folder=folder, days=days, companies=companies, seed=seed,
-                        echo=click.echo)
+        code = run_demo(
+            ctx.obj.settings(), folder=folder, days=days, companies=companies, seed=seed, echo=click.echo
+        )
     sys.exit(code)
 
 

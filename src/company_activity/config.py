@@ -19,6 +19,10 @@ from .errors import ConfigError
 
 ENV_PREFIX = "COMPANY_ACTIVITY_"
 
+# what a source's daily count is compared with: "both" = the previous day and the same weekday a week
+# earlier (a drop against both is an anomaly; without the week-old figure the previous day decides)
+VolumeBaseline = Literal["both", "previous_day", "week_ago", "off"]
+
 
 class Settings(BaseSettings):
     """Every setting of the pipeline, with its default. See the README for the full table."""
@@ -37,9 +41,7 @@ class Settings(BaseSettings):
     crm_path: str = "crm/crm_daily_{date}.csv"
     azure_storage_connection_string: SecretStr | None = Field(
         default=None,
-        validation_alias=AliasChoices(
-            "AZURE_STORAGE_CONNECTION_STRING", "azure_storage_connection_string"
-        ),
+        validation_alias=AliasChoices("AZURE_STORAGE_CONNECTION_STRING", "azure_storage_connection_string"),
     )
 
     # the product-usage API
@@ -72,6 +74,19 @@ class Settings(BaseSettings):
     smtp_url: SecretStr | None = None
     alert_email_from: str | None = None
     alert_email_to: str | None = None
+    alert_max_attempts: int = Field(default=4, ge=1, le=20, description="attempts per alert and sink")
+    alert_backoff_initial: float = Field(default=1.0, ge=0, description="first wait between attempts, s")
+    alert_backoff_max: float = Field(default=30.0, gt=0, description="cap on any single wait, s")
+    alert_timeout: float = Field(default=10.0, gt=0, description="seconds per webhook/SMTP attempt")
+    smtp_ca_file: str | None = Field(default=None, description="PEM bundle trusted for SMTP TLS")
+
+    # monitoring: volume anomalies per source (a drop of more than the threshold against the baseline)
+    volume_crm_threshold: float = Field(default=0.10, gt=0, le=1)
+    volume_crm_baseline: VolumeBaseline = "both"
+    volume_crm_blocking: bool = False
+    volume_usage_threshold: float = Field(default=0.10, gt=0, le=1)
+    volume_usage_baseline: VolumeBaseline = "both"
+    volume_usage_blocking: bool = False
 
     # logging
     log_format: Literal["text", "json"] = "text"
@@ -92,6 +107,11 @@ class Settings(BaseSettings):
         if not value.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
         return value.rstrip("/")
+
+    @field_validator("volume_crm_baseline", "volume_usage_baseline", mode="before")
+    @classmethod
+    def _lower(cls, value: Any) -> Any:
+        return value.strip().lower().replace("-", "_") if isinstance(value, str) else value
 
     @field_validator("log_level", mode="before")
     @classmethod

@@ -81,8 +81,10 @@ def run_demo(
         echo(f"warehouse: {warehouse}")
         echo(f"lake:      {lake_root}  (raw API pages under raw/product_usage/, CRM under crm/)")
         echo("open it:")
-        echo(f"  python -c \"import duckdb; duckdb.connect('{warehouse}', read_only=True)"
-             ".sql('from analytics.company_daily_activity order by activity_date desc limit 10').show()\"")
+        echo(
+            f"  python -c \"import duckdb; duckdb.connect('{warehouse}', read_only=True)"
+            ".sql('from analytics.company_daily_activity order by activity_date desc limit 10').show()\""
+        )
         echo(f"  COMPANY_ACTIVITY_WAREHOUSE={warehouse} company-activity status")
     logging.getLogger("company_activity").handlers.clear()
     return report.exit_code

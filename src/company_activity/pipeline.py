@@ -248,10 +248,15 @@ class Pipeline:
             self._retention_warnings(alerter, report)
         except Exception as exc:
             log.exception("run %s failed unexpectedly", run_id)
-            report.steps.append(StepOutcome("run", report.days[-1] if report.days else self.today(),
-                                            "failed", message=_describe(exc)))
+            report.steps.append(
+                StepOutcome(
+                    "run", report.days[-1] if report.days else self.today(), "failed", message=_describe(exc)
+                )
+            )
             alerter.send(
-                Alert("error", "pipeline failure", _describe(exc), run_id, rerun=f"company-activity {command}")
+                Alert(
+                    "error", "pipeline failure", _describe(exc), run_id, rerun=f"company-activity {command}"
+                )
             )
         finally:
             report.alerts = alerter.sent
@@ -289,8 +294,14 @@ class Pipeline:
                     "crm_snapshot_upsert",
                     _crm_status(day, status, updated_at=now, last_error=str(exc)),
                 )
-            self._fail(report, ledger, alerter, StepOutcome(STEP_CRM, day, "failed", message=str(exc)),
-                       started, rerun=f"company-activity run --date {day.isoformat()}")
+            self._fail(
+                report,
+                ledger,
+                alerter,
+                StepOutcome(STEP_CRM, day, "failed", message=str(exc)),
+                started,
+                rerun=f"company-activity run --date {day.isoformat()}",
+            )
             return False
         notes = []
         if parsed.bad_count:
@@ -317,8 +328,14 @@ class Pipeline:
                 "crm_load",
                 ["company_id", "company_name", "country", "industry_tag", "last_contact_at", "source_line"],
                 (
-                    (r.company_id, r.company_name, r.country, r.industry_tag,
-                     r.last_contact_at.isoformat(sep=" ") if r.last_contact_at else None, r.line)
+                    (
+                        r.company_id,
+                        r.company_name,
+                        r.country,
+                        r.industry_tag,
+                        r.last_contact_at.isoformat(sep=" ") if r.last_contact_at else None,
+                        r.line,
+                    )
                     for r in parsed.rows
                 ),
             )
@@ -376,8 +393,15 @@ class Pipeline:
         except PipelineError as exc:
             self._mark_usage(day, "failed", str(exc))
             title = "API unavailable" if isinstance(exc, ApiUnavailable) else "step failure"
-            self._fail(report, ledger, alerter, StepOutcome(STEP_USAGE, day, "failed", message=str(exc)),
-                       started, rerun=rerun, title=title)
+            self._fail(
+                report,
+                ledger,
+                alerter,
+                StepOutcome(STEP_USAGE, day, "failed", message=str(exc)),
+                started,
+                rerun=rerun,
+                title=title,
+            )
             return None
         note = f"schema drift: new field(s) {', '.join(load.drift)}" if load.drift else None
         outcome = StepOutcome(
@@ -415,8 +439,11 @@ class Pipeline:
             "pages": pages,
             "page_count": len(pages),
             "record_count": records,
-            "request": {"endpoint": "/v1/usage/daily", "date": day.isoformat(),
-                        "limit": self.settings.api_page_size},
+            "request": {
+                "endpoint": "/v1/usage/daily",
+                "date": day.isoformat(),
+                "limit": self.settings.api_page_size,
+            },
             "started_at": started.isoformat(),
             "finished_at": datetime.now(UTC).isoformat(),
         }
@@ -432,7 +459,9 @@ class Pipeline:
                 rel = f"{prefix}/{page['file']}"
                 body = self.lake.read_bytes(rel)
                 if hashlib.sha256(body).hexdigest() != page["sha256"]:
-                    raise UsageDataError(f"raw page {self.lake.url(rel)} does not match its manifest checksum")
+                    raise UsageDataError(
+                        f"raw page {self.lake.url(rel)} does not match its manifest checksum"
+                    )
                 parsed = parse_usage_page(body, day=day, source=self.lake.url(rel))
                 drift.update(parsed.extra_fields)
                 yield from parsed.records
@@ -477,7 +506,9 @@ class Pipeline:
                 },
             )
         was_complete = bool(previous) and previous[0][0] == "complete"
-        return _UsageLoad(int(count), int(manifest["page_count"]), diff > 0 or not was_complete, sorted(drift))
+        return _UsageLoad(
+            int(count), int(manifest["page_count"]), diff > 0 or not was_complete, sorted(drift)
+        )
 
     def _mark_usage(self, day: date, status: str, error: str | None) -> None:
         with self.wh.transaction():
@@ -531,19 +562,26 @@ class Pipeline:
             if day in targets and set(err.missing) <= set(report.pending):
                 # waiting for a day the API has not closed yet: the next run builds it
                 started = ledger.step_started(STEP_BUILD, day)
-                self._finish(report, ledger, StepOutcome(STEP_BUILD, day, "pending", message=str(err)),
-                             started)
+                self._finish(
+                    report, ledger, StepOutcome(STEP_BUILD, day, "pending", message=str(err)), started
+                )
             elif day in targets:
                 started = ledger.step_started(STEP_BUILD, day)
                 self._record_build_failure(day, str(err))
-                self._fail(report, ledger, alerter, StepOutcome(STEP_BUILD, day, "failed", message=str(err)),
-                           started, rerun=f"company-activity run --date {min(err.missing).isoformat()}")
+                self._fail(
+                    report,
+                    ledger,
+                    alerter,
+                    StepOutcome(STEP_BUILD, day, "failed", message=str(err)),
+                    started,
+                    rerun=f"company-activity run --date {min(err.missing).isoformat()}",
+                )
         first = transform.first_usage_day(self.wh)
         if not buildable or first is None:
             return
         loaded_at = utcnow()
         for start, end in transform.segments(buildable):
-            started = {d: ledger.step_started(STEP_BUILD, d) for d in _days(start, end)}
+            starts = {d: ledger.step_started(STEP_BUILD, d) for d in _days(start, end)}
             checks: list[CheckResult] = []
             built, rejected = transform.build_segment(
                 self.wh,
@@ -560,17 +598,27 @@ class Pipeline:
                 if day in rejected:
                     text = "; ".join(f"{c.name}: {c.details}" for c in rejected[day])
                     self._record_build_failure(day, text)
-                    self._fail(report, ledger, alerter,
-                               StepOutcome(STEP_BUILD, day, "failed", message=f"quality check failed: {text}"),
-                               started[day], rerun=f"company-activity run --date {day.isoformat()}",
-                               title="check failure")
+                    self._fail(
+                        report,
+                        ledger,
+                        alerter,
+                        StepOutcome(STEP_BUILD, day, "failed", message=f"quality check failed: {text}"),
+                        starts[day],
+                        rerun=f"company-activity run --date {day.isoformat()}",
+                        title="check failure",
+                    )
                     continue
                 b = by_day.get(day, transform.DayBuild(day, 0, 0, 0))
                 report.built.append(b)
                 notes = self._build_notes(day, b, checks, alerter, report.run_id)
-                outcome = StepOutcome(STEP_BUILD, day, "warning" if notes else "succeeded",
-                                      rows_loaded=b.row_count, message="; ".join(notes) or None)
-                self._finish(report, ledger, outcome, started[day])
+                outcome = StepOutcome(
+                    STEP_BUILD,
+                    day,
+                    "warning" if notes else "succeeded",
+                    rows_loaded=b.row_count,
+                    message="; ".join(notes) or None,
+                )
+                self._finish(report, ledger, outcome, starts[day])
 
     def _build_notes(
         self, day: date, b: transform.DayBuild, checks: list[CheckResult], alerter: Alerter, run_id: str
@@ -584,9 +632,17 @@ class Pipeline:
         for c in checks:
             if c.day == day and c.status == "warn":
                 notes.append(f"{c.name}: {c.details}")
-                alerter.send(Alert("warning", f"check warning: {c.name}", c.details, run_id, day=day,
-                                   step=STEP_BUILD, figures={"observed": f"{c.observed:g}",
-                                                             "threshold": f"{c.threshold:g}"}))
+                alerter.send(
+                    Alert(
+                        "warning",
+                        f"check warning: {c.name}",
+                        c.details,
+                        run_id,
+                        day=day,
+                        step=STEP_BUILD,
+                        figures={"observed": f"{c.observed:g}", "threshold": f"{c.threshold:g}"},
+                    )
+                )
         with self.wh.transaction():
             self.wh.run(
                 "ops.sql",
@@ -705,8 +761,15 @@ class Pipeline:
     ) -> None:
         self._finish(report, ledger, outcome, started)
         alerter.send(
-            Alert("error", title, outcome.message or "failed", report.run_id, day=outcome.day,
-                  step=outcome.step, rerun=rerun)
+            Alert(
+                "error",
+                title,
+                outcome.message or "failed",
+                report.run_id,
+                day=outcome.day,
+                step=outcome.step,
+                rerun=rerun,
+            )
         )
 
     # -- status -------------------------------------------------------------------------------------------
@@ -715,11 +778,21 @@ class Pipeline:
         end = self.today()
         start = end - timedelta(days=days)
         cols = [
-            "day", "crm_status", "crm_rows", "crm_rejected", "usage_status", "usage_records",
-            "build_status", "build_rows", "churn_risk", "last_error",
+            "day",
+            "crm_status",
+            "crm_rows",
+            "crm_rejected",
+            "usage_status",
+            "usage_records",
+            "build_status",
+            "build_rows",
+            "churn_risk",
+            "last_error",
         ]
-        out = [dict(zip(cols, row, strict=True)) for row in
-               self.wh.run("ops.sql", "status_days", {"start_day": start, "end_day": end})]
+        out = [
+            dict(zip(cols, row, strict=True))
+            for row in self.wh.run("ops.sql", "status_days", {"start_day": start, "end_day": end})
+        ]
         checks: dict[date, list[str]] = {}
         for day, name, status, *_ in self.wh.run(
             "ops.sql", "quality_for_days", {"start_day": start, "end_day": end}

@@ -1,25 +1,42 @@
 """Alerts: what went wrong, sent to every configured sink.
 
-A sink is anything with ``send(alert)``. The log sink is always on; Teams and e-mail sinks join it when
-configured. Delivery failures are logged and never replace the error being reported.
+A sink is anything with ``name`` and ``send(alert)``. The log sink is always on; Teams and e-mail sinks join
+it when configured (:func:`company_activity.alerts.factory.sinks_from_settings`). A sink retries its own
+delivery (:class:`DeliveryPolicy`) and raises :class:`AlertDeliveryError` when it gives up; the
+:class:`Alerter` logs that and carries on, so a delivery failure never replaces the error being reported.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
+
+import tenacity
+
+from ..errors import TerminalError
+
+if TYPE_CHECKING:
+    from ..config import Settings
 
 log = logging.getLogger("company_activity.alerts")
 
 Severity = Literal["error", "warning", "info"]
+AlertKind = Literal["problem", "recovered"]
+
+PRODUCT = "company-activity"
 
 
 @dataclass(frozen=True)
 class Alert:
-    """One alert. ``key`` identifies the failure so the same one is sent once per run."""
+    """One alert. ``key`` identifies the failure so the same one is sent once per run.
+
+    ``figures`` are the numbers behind it (a failed check's observed value and threshold, counts, …), shown
+    as facts by every sink. ``kind`` is ``"recovered"`` for the notice that a failing (step, day) succeeded.
+    """
 
     severity: Severity
     title: str
@@ -29,13 +46,19 @@ class Alert:
     step: str | None = None
     rerun: str | None = None
     figures: dict[str, str] = field(default_factory=dict)
+    kind: AlertKind = "problem"
 
     @property
     def key(self) -> tuple[str, str | None, str | None]:
         return (self.title, self.day.isoformat() if self.day else None, self.step)
 
+    @property
+    def label(self) -> str:
+        """``ERROR``, ``WARNING``, ``INFO`` or ``RECOVERED``."""
+        return "RECOVERED" if self.kind == "recovered" else self.severity.upper()
+
     def text(self) -> str:
-        parts = [f"[{self.severity.upper()}] {self.title}"]
+        parts = [f"[{self.label}] {self.title}"]
         if self.day:
             parts.append(f"day {self.day.isoformat()}")
         if self.step:
@@ -48,11 +71,138 @@ class Alert:
             body += f" — rerun: {self.rerun}"
         return body
 
+    def subject(self) -> str:
+        """One line, e.g. ``[company-activity] ERROR step failure ingest_usage 2026-11-05``."""
+        parts = [f"[{PRODUCT}]", self.severity.upper(), self.title]
+        if self.kind == "recovered":
+            parts = [f"[{PRODUCT}]", "RECOVERED"]
+        if self.step:
+            parts.append(self.step)
+        if self.day:
+            parts.append(self.day.isoformat())
+        return " ".join(" ".join(parts).split())  # one line, whatever the title holds
+
+    def facts(self) -> list[tuple[str, str]]:
+        """(name, value) pairs every sink shows: run, day, step, severity, then the figures."""
+        facts = [("Run", self.run_id)]
+        if self.day:
+            facts.append(("Day", self.day.isoformat()))
+        if self.step:
+            facts.append(("Step", self.step))
+        facts.append(("Severity", self.label.lower()))
+        facts.extend((k, v) for k, v in self.figures.items())
+        return facts
+
+
+def recovered_alert(
+    run_id: str, step: str, day: date, previous_error: str | None, *, rerun: str | None = None
+) -> Alert:
+    """The info notice that ``step`` of ``day`` succeeded in run ``run_id`` after failing before.
+
+    Its key differs from the failure's, so it is sent even in the run that recovers after a retry.
+    """
+    before = _shorten(previous_error or "no message recorded", 500)
+    return Alert(
+        "info",
+        "recovered",
+        f"{step} of {day.isoformat()} succeeded after failing earlier (last error: {before})",
+        run_id,
+        day=day,
+        step=step,
+        rerun=rerun,
+        kind="recovered",
+    )
+
 
 class AlertSink(Protocol):
     name: str
 
     def send(self, alert: Alert) -> None: ...
+
+
+class AlertDeliveryError(TerminalError):
+    """A sink gave up delivering an alert after its retries. The message never holds a secret."""
+
+    def __init__(self, sink: str, message: str, *, attempts: int):
+        super().__init__(message)
+        self.sink = sink
+        self.attempts = attempts
+
+
+@dataclass(frozen=True)
+class DeliveryPolicy:
+    """How a sink retries: ``max_attempts`` in all, waits doubling from ``backoff_initial`` up to
+    ``backoff_max`` seconds; ``timeout`` bounds each attempt (connect, send, read)."""
+
+    max_attempts: int = 4
+    backoff_initial: float = 1.0
+    backoff_max: float = 30.0
+    timeout: float = 10.0
+
+    def __post_init__(self) -> None:
+        if self.max_attempts < 1:
+            raise ValueError("max_attempts must be >= 1")
+        if self.backoff_initial < 0 or self.backoff_max <= 0 or self.timeout <= 0:
+            raise ValueError("backoff_initial must be >= 0; backoff_max and timeout must be > 0")
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> DeliveryPolicy:
+        return cls(
+            max_attempts=settings.alert_max_attempts,
+            backoff_initial=settings.alert_backoff_initial,
+            backoff_max=settings.alert_backoff_max,
+            timeout=settings.alert_timeout,
+        )
+
+    def wait_before(self, attempt: int, retry_after: float | None = None) -> float:
+        """Seconds to wait after failed attempt number ``attempt`` (1-based); ``Retry-After`` is honoured
+        up to ``backoff_max``."""
+        wait = min(self.backoff_initial * 2.0 ** (attempt - 1), self.backoff_max)
+        if retry_after is not None:
+            wait = max(wait, min(retry_after, self.backoff_max))
+        return wait
+
+    def retrying(
+        self,
+        *,
+        sink: str,
+        retry_if: Callable[[BaseException], bool],
+        retry_after: Callable[[BaseException], float | None] = lambda _exc: None,
+        sleep: Callable[[float], None] | None = None,
+    ) -> tenacity.Retrying:
+        """A tenacity ``Retrying`` for one delivery: re-raises the last exception when attempts run out."""
+
+        def wait(state: tenacity.RetryCallState) -> float:
+            exc = state.outcome.exception() if state.outcome else None
+            return self.wait_before(state.attempt_number, retry_after(exc) if exc else None)
+
+        def before_sleep(state: tenacity.RetryCallState) -> None:
+            exc = state.outcome.exception() if state.outcome else None
+            log.warning(
+                "alert delivery to %s failed (attempt %d of %d): %s; retrying in %.1fs",
+                sink,
+                state.attempt_number,
+                self.max_attempts,
+                describe_error(exc) if exc else "no detail",
+                state.upcoming_sleep,
+            )
+
+        return tenacity.Retrying(
+            sleep=sleep or time.sleep,
+            stop=tenacity.stop_after_attempt(self.max_attempts),
+            wait=wait,
+            retry=tenacity.retry_if_exception(retry_if),
+            before_sleep=before_sleep,
+            reraise=True,
+        )
+
+
+def describe_error(exc: BaseException) -> str:
+    """``Type: message`` of an exception, redacted (the sinks also strip their own secrets first)."""
+    from ..logs import redact
+
+    text = str(exc).strip()
+    return redact(f"{type(exc).__name__}: {text}" if text else type(exc).__name__)
 
 
 class LogSink:
@@ -65,21 +215,77 @@ class LogSink:
         log.log(level, "ALERT %s", alert.text())
 
 
+@dataclass(frozen=True)
+class DeliveryFailure:
+    """An alert that one sink could not deliver (after its retries)."""
+
+    sink: str
+    alert: Alert
+    error: str
+
+
 class Alerter:
-    """Sends each distinct alert once per run to every sink; a failing sink never hides the alert."""
+    """Sends each distinct alert once per run to every sink; a failing sink never hides the alert.
+
+    ``sent`` lists the alerts (each once), ``failures`` the deliveries that failed. ``send`` never raises
+    an ``Exception``: the failure being reported stays the run's outcome.
+    """
 
     def __init__(self, sinks: Sequence[AlertSink]):
         self.sinks = list(sinks)
         self.sent: list[Alert] = []
+        self.failures: list[DeliveryFailure] = []
         self._keys: set[tuple[str, str | None, str | None]] = set()
 
-    def send(self, alert: Alert) -> None:
+    def send(self, alert: Alert) -> bool:
+        """Deliver ``alert`` to every sink unless it was sent already in this run.
+
+        Returns whether it was sent now (False for a duplicate).
+        """
         if alert.key in self._keys:
-            return
+            log.debug("alert %r for %s already sent in this run", alert.title, alert.key)
+            return False
         self._keys.add(alert.key)
         self.sent.append(alert)
         for sink in self.sinks:
             try:
                 sink.send(alert)
+            except AlertDeliveryError as exc:
+                self._failed(sink, alert, str(exc))
             except Exception as exc:  # a broken sink must not mask the failure being reported
-                log.error("alert delivery to %s failed: %s: %s", sink.name, type(exc).__name__, exc)
+                self._failed(sink, alert, describe_error(exc), exc_info=True)
+        return True
+
+    @property
+    def delivery_failed(self) -> bool:
+        return bool(self.failures)
+
+    def _failed(self, sink: AlertSink, alert: Alert, error: str, *, exc_info: bool = False) -> None:
+        self.failures.append(DeliveryFailure(sink.name, alert, error))
+        log.error(
+            "alert delivery to %s failed; the alert was: %s — delivery error: %s",
+            sink.name,
+            alert.text(),
+            error,
+            exc_info=exc_info,
+        )
+
+
+def _shorten(text: str, limit: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+__all__ = [
+    "Alert",
+    "AlertDeliveryError",
+    "AlertKind",
+    "AlertSink",
+    "Alerter",
+    "DeliveryFailure",
+    "DeliveryPolicy",
+    "LogSink",
+    "Severity",
+    "describe_error",
+    "recovered_alert",
+]

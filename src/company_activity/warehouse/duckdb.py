@@ -1,12 +1,21 @@
-"""The embedded DuckDB warehouse (the default): one file on disk."""
+"""The embedded DuckDB warehouse (the default): one file on disk.
+
+Concurrency: DuckDB lets one process at a time open the file read-write, so a second process waits in the
+constructor (up to ``lock_timeout``) and then gives up with WarehouseBusyError. The run lock of
+:meth:`Warehouse.lock` is, in addition, an exclusive ``flock`` on ``<file>.lock`` next to the database, so
+that both engines behave alike whatever opened the file; the operating system drops it when the process
+dies. The lock file is never deleted (deleting lock files races).
+"""
 
 from __future__ import annotations
 
 import csv
+import fcntl
 import os
+import re
 import tempfile
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import duckdb
@@ -20,6 +29,7 @@ class DuckDBWarehouse(Warehouse):
 
     def __init__(self, path: str, *, lock_timeout: float = 60.0):
         self.location = path
+        self.lock_timeout = lock_timeout
         parent = os.path.dirname(os.path.abspath(path))
         try:
             os.makedirs(parent, exist_ok=True)
@@ -34,11 +44,10 @@ class DuckDBWarehouse(Warehouse):
                 if "lock" not in str(exc).lower():
                     raise WarehouseError(f"cannot open DuckDB warehouse {path}: {exc}") from None
                 if time.monotonic() >= deadline:
-                    raise WarehouseBusyError(
-                        f"DuckDB warehouse {path} is in use by another process "
-                        f"(waited {lock_timeout:g}s); try again when it has finished"
-                    ) from None
-                time.sleep(0.5)
+                    pid = re.search(r"PID (\d+)", str(exc))
+                    holder = f"DuckDB file held by pid {pid.group(1)}" if pid else "DuckDB file in use"
+                    raise WarehouseBusyError(self.busy_message(lock_timeout, holder)) from None
+                time.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
         self.con.execute("set timezone = 'UTC'")
 
     def _execute(self, statement: str, params: Params) -> list[Row] | None:
@@ -68,6 +77,39 @@ class DuckDBWarehouse(Warehouse):
         finally:
             os.unlink(path)
         return count
+
+    def _acquire_lock(self, timeout: float) -> Callable[[], None]:
+        if self.location in ("", ":memory:") or self.location.startswith(":memory:"):
+            return lambda: None  # an in-memory database belongs to this process alone
+        path = f"{os.path.abspath(self.location)}.lock"
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        deadline = time.monotonic() + timeout
+        try:
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        holder = os.pread(fd, 64, 0).decode("ascii", "replace").strip()
+                        raise WarehouseBusyError(
+                            self.busy_message(timeout, f"lock file {path}, pid {holder}" if holder else None)
+                        ) from None
+                    time.sleep(min(0.1, max(0.0, deadline - time.monotonic())))
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
+        except BaseException:
+            os.close(fd)
+            raise
+
+        def release() -> None:
+            try:
+                os.ftruncate(fd, 0)
+                fcntl.flock(fd, fcntl.LOCK_UN)
+            finally:
+                os.close(fd)
+
+        return release
 
     def begin(self) -> None:
         self.con.execute("begin transaction")
