@@ -28,7 +28,7 @@ TEN_DAYS = days(FIRST, LAST)
 
 @pytest.fixture
 def sim() -> Iterator[SimulatorServer]:
-    with SimulatorServer(SimulatorOptions(seed=11, companies=120, today=TODAY)) as server:
+    with SimulatorServer(SimulatorOptions(seed=11, companies=120, today=TODAY, epoch=date(2026, 10, 20))) as server:
         yield server
 
 

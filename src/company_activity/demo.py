@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
@@ -27,11 +28,16 @@ def run_demo(
     folder = os.path.abspath(folder)
     warehouse = os.path.join(folder, "warehouse.duckdb")
     lake_root = os.path.join(folder, "lake")
-    options = SimulatorOptions(seed=seed, companies=companies)
+    # the demo starts from scratch every time: its folder holds nothing but what it made last time
+    for stale in (warehouse, warehouse + ".wal", warehouse + ".lock"):
+        if os.path.exists(stale):
+            os.remove(stale)
+    shutil.rmtree(lake_root, ignore_errors=True)
+    today = base.today or datetime.now(UTC).date()
+    first = today - timedelta(days=days)
+    # the synthetic world starts two weeks before the demo's first day, so late joiners show up
+    options = SimulatorOptions(seed=seed, companies=companies, epoch=first - timedelta(days=14), today=today)
     with SimulatorServer(options) as sim:
-        today = base.today or datetime.now(UTC).date()
-        sim.set_today(today)
-        first = today - timedelta(days=days)
         last = today - timedelta(days=1)
         lake = open_lake(lake_root)
         written = sim.data.write_crm_snapshots(

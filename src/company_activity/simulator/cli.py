@@ -1,0 +1,205 @@
+"""``company-activity simulate-api``: serve the built-in product-usage API simulator."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+import click
+
+from .server import RETRY_AFTER_STYLES, SimulatorOptions, SimulatorServer, serve
+
+__all__ = ["simulate_api"]
+
+_DEFAULTS = SimulatorOptions()
+_DATE = click.DateTime(formats=["%Y-%m-%d"])
+_RATE = click.FloatRange(0.0, 1.0)
+
+
+def _day(value: datetime | None) -> date | None:
+    return None if value is None else value.date()
+
+
+def _days(values: tuple[datetime, ...]) -> frozenset[date]:
+    return frozenset(v.date() for v in values)
+
+
+@click.command(
+    "simulate-api",
+    epilog="Example:\n\n\b\n  company-activity simulate-api --port 8080 --companies 500 --error-rate 0.05",
+)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option(
+    "--port", default=8080, show_default=True, type=click.IntRange(0, 65535), help="0: any free port."
+)
+@click.option("--seed", default=_DEFAULTS.seed, show_default=True, type=int, help="Seed of data and faults.")
+@click.option(
+    "--companies", default=_DEFAULTS.companies, show_default=True, type=click.IntRange(0), help="Population."
+)
+@click.option(
+    "--epoch",
+    type=_DATE,
+    default=None,
+    help=f"Start of the synthetic world: joiners join in its first 6 weeks [default: {_DEFAULTS.epoch}].",
+)
+@click.option(
+    "--today", type=_DATE, default=None, help="Pretend today is YYYY-MM-DD [default: the UTC clock]."
+)
+@click.option(
+    "--retention-days",
+    default=_DEFAULTS.retention_days,
+    show_default=True,
+    type=click.IntRange(0),
+    help="Days older than today minus this answer 404 date_not_available.",
+)
+@click.option(
+    "--not-final", "not_final", type=_DATE, multiple=True, help="A day that answers 409 (repeatable)."
+)
+@click.option(
+    "--client-id",
+    default=_DEFAULTS.client_id,
+    show_default=True,
+    help="OAuth2 client id ('' disables OAuth2).",
+)
+@click.option(
+    "--client-secret", default=_DEFAULTS.client_secret, show_default=True, help="OAuth2 client secret."
+)
+@click.option(
+    "--api-key", default=_DEFAULTS.api_key, show_default=True, help="API key ('' disables API keys)."
+)
+@click.option(
+    "--token-ttl",
+    default=_DEFAULTS.token_ttl,
+    show_default=True,
+    type=click.FloatRange(min=0.001),
+    help="Seconds.",
+)
+@click.option(
+    "--rate-limit",
+    type=click.FloatRange(min=0.001, min_open=False),
+    default=None,
+    help="Requests/s per client.",
+)
+@click.option("--error-rate", default=0.0, show_default=True, type=_RATE, help="Probability of a 5xx.")
+@click.option("--rate-limited-rate", default=0.0, show_default=True, type=_RATE, help="Probability of a 429.")
+@click.option(
+    "--retry-after",
+    type=click.Choice(RETRY_AFTER_STYLES),
+    default=_DEFAULTS.retry_after,
+    show_default=True,
+    help="Retry-After style of 429s.",
+)
+@click.option(
+    "--retry-after-seconds",
+    default=_DEFAULTS.retry_after_seconds,
+    show_default=True,
+    type=click.FloatRange(0.0),
+    help="Retry-After of spurious 429s.",
+)
+@click.option(
+    "--truncate-rate", default=0.0, show_default=True, type=_RATE, help="Probability of a cut body."
+)
+@click.option("--reset-rate", default=0.0, show_default=True, type=_RATE, help="Probability of a reset.")
+@click.option(
+    "--latency", default=0.0, show_default=True, type=click.FloatRange(0.0), help="Seconds per request."
+)
+@click.option(
+    "--drift-fields/--no-drift-fields", default=False, show_default=True, help="Add unlisted record fields."
+)
+@click.option(
+    "--duplicate-rate", default=0.0, show_default=True, type=_RATE, help="Probability a record is repeated."
+)
+@click.option(
+    "--revoke-rate", default=0.0, show_default=True, type=_RATE, help="Probability a token is revoked."
+)
+@click.option(
+    "--conflict-day",
+    "conflict_days",
+    type=_DATE,
+    multiple=True,
+    help="A day with two different records for one company.",
+)
+@click.option(
+    "--bad-record-day", "bad_record_days", type=_DATE, multiple=True, help="A day with one invalid record."
+)
+def simulate_api(
+    host: str,
+    port: int,
+    seed: int,
+    companies: int,
+    epoch: datetime | None,
+    today: datetime | None,
+    retention_days: int,
+    not_final: tuple[datetime, ...],
+    client_id: str,
+    client_secret: str,
+    api_key: str,
+    token_ttl: float,
+    rate_limit: float | None,
+    error_rate: float,
+    rate_limited_rate: float,
+    retry_after: str,
+    retry_after_seconds: float,
+    truncate_rate: float,
+    reset_rate: float,
+    latency: float,
+    drift_fields: bool,
+    duplicate_rate: float,
+    revoke_rate: float,
+    conflict_days: tuple[datetime, ...],
+    bad_record_days: tuple[datetime, ...],
+) -> None:
+    """Serve the built-in product-usage API simulator (product-usage-api.md) until Ctrl-C.
+
+    The data is synthetic and deterministic under --seed; the fault options make the API misbehave the
+    way a real one does (5xx, 429 with Retry-After, resets, truncated bodies, revoked tokens, schema drift).
+    """
+    options = SimulatorOptions(
+        seed=seed,
+        companies=companies,
+        epoch=_day(epoch) or _DEFAULTS.epoch,
+        today=_day(today),
+        retention_days=retention_days,
+        not_final_days=_days(not_final),
+        client_id=client_id or None,
+        client_secret=client_secret or None,
+        api_key=api_key or None,
+        token_ttl=token_ttl,
+        revoke_rate=revoke_rate,
+        rate_limit=rate_limit,
+        error_rate=error_rate,
+        rate_limited_rate=rate_limited_rate,
+        retry_after=retry_after,
+        retry_after_seconds=retry_after_seconds,
+        truncate_rate=truncate_rate,
+        reset_rate=reset_rate,
+        latency=latency,
+        drift_fields=drift_fields,
+        duplicate_rate=duplicate_rate,
+        conflict_days=_days(conflict_days),
+        bad_record_days=_days(bad_record_days),
+    )
+    try:
+        options.validate()
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+
+    def banner(server: SimulatorServer) -> None:
+        opts = server.options
+        click.echo(f"Product-usage API simulator listening on {server.url}")
+        click.echo(f"  data: seed {opts.seed}, {opts.companies} companies, epoch {opts.epoch}")
+        shown_today = opts.today.isoformat() if opts.today else f"{server.today()} (UTC clock)"
+        click.echo(f"  today: {shown_today}; retention {opts.retention_days} days")
+        click.echo(f"  export COMPANY_ACTIVITY_API_URL={server.url}")
+        if opts.oauth_enabled:
+            click.echo(f"  OAuth2: POST {server.url}/oauth/token")
+            click.echo(f"  export COMPANY_ACTIVITY_API_CLIENT_ID={opts.client_id}")
+            click.echo(f"  export COMPANY_ACTIVITY_API_CLIENT_SECRET={opts.client_secret}")
+        if opts.api_key:
+            click.echo(f"  API key (X-API-Key): export COMPANY_ACTIVITY_API_KEY={opts.api_key}")
+        click.echo("Ctrl-C stops.")
+
+    try:
+        serve(options, host=host, port=port, ready=banner)
+    except OSError as exc:
+        raise click.ClickException(f"cannot listen on {host}:{port}: {exc}") from None
+    click.echo("Simulator stopped.")
