@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime, timedelta
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -180,9 +181,10 @@ def histories(
     return crm, usage, n_days
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@pytest.mark.parametrize("short_range_days", [0, 1000], ids=["window", "short"])
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(history=histories(), gap=st.integers(min_value=0, max_value=20))
-def test_sql_equals_model(wh: Warehouse, history: tuple, gap: int) -> None:  # type: ignore[type-arg]
+def test_sql_equals_model(wh: Warehouse, short_range_days: int, history: tuple, gap: int) -> None:  # type: ignore[type-arg]
     crm, usage, n_days = history
     wh.execute("delete from stg.crm_daily")
     wh.execute("delete from stg.product_usage_daily")
@@ -198,6 +200,13 @@ def test_sql_equals_model(wh: Warehouse, history: tuple, gap: int) -> None:  # t
     first = transform.first_usage_day(wh)
     ok, _ = transform.check_gate(wh, all_days)
     for s, e in transform.segments(ok):
-        transform.build_segment(wh, s, e, first_usage_day=first, loaded_at=datetime(2026, 12, 1))
+        transform.build_segment(
+            wh,
+            s,
+            e,
+            first_usage_day=first,
+            loaded_at=datetime(2026, 12, 1),
+            short_range_days=short_range_days,
+        )
     model_usage = {day: usage[day] for day in complete}
     assert table(wh) == Model(crm, model_usage, complete).rows()

@@ -4,9 +4,11 @@
 -- Parameters: :start_day, :end_day (the days to build), :first_usage_day (earliest complete usage day),
 -- :loaded_at (this build's timestamp; rows whose values do not change keep their old record_loaded_at).
 --
--- The pipeline runs `candidate`, checks the candidate rows (quality gates), then `publish`, then `cleanup`.
+-- The pipeline runs `inputs`, then one of the two candidate formulations (`candidate` for long ranges,
+-- `candidate_short` for a few days: same columns, same meaning, both tested against the spec's model),
+-- checks the candidate rows (quality gates), then `publish`, then `cleanup`.
 
--- name: candidate
+-- name: inputs
 drop table if exists build_days;
 
 drop table if exists build_candidate;
@@ -18,6 +20,8 @@ from ops.usage_days
 where status = 'complete'
   and activity_date between cast(:start_day as date) - 6 and cast(:end_day as date);
 
+-- name: candidate
+-- long ranges: one pass over every row of the range, a 7-day window per company
 create temporary table build_candidate as
 with snapshots as (
     select distinct snapshot_date
@@ -113,6 +117,125 @@ select
 from windowed
 where activity_date between cast(:start_day as date) and cast(:end_day as date);
 
+-- name: candidate_short
+-- a few days: the 7-day sums aggregate the usage of each day's window directly, and the "had a row on
+-- D-6" test joins the rows of D-6; only the days to build and the days six before them get rows
+create temporary table build_candidate as
+with out_days as (
+    select activity_date
+    from build_days
+    where activity_date between cast(:start_day as date) and cast(:end_day as date)
+),
+
+row_days as (
+    select activity_date from out_days
+    union
+    select b.activity_date
+    from out_days as o
+    inner join build_days as b
+        on b.activity_date = o.activity_date - 6
+),
+
+snapshots as (
+    select distinct snapshot_date
+    from stg.crm_daily
+),
+
+snapshot_in_effect as (
+    select
+        d.activity_date,
+        max(s.snapshot_date) as snapshot_date
+    from row_days as d
+    inner join snapshots as s
+        on s.snapshot_date <= d.activity_date
+    group by d.activity_date
+),
+
+crm as (
+    select
+        e.activity_date,
+        c.company_id,
+        c.company_name,
+        c.country,
+        c.industry_tag,
+        c.last_contact_at
+    from snapshot_in_effect as e
+    inner join stg.crm_daily as c
+        on c.snapshot_date = e.snapshot_date
+),
+
+usage as (
+    select
+        u.activity_date,
+        u.company_id,
+        u.active_users,
+        u.events
+    from stg.product_usage_daily as u
+    inner join build_days as d
+        on d.activity_date = u.activity_date
+),
+
+company_days as (
+    select
+        coalesce(crm.activity_date, usage.activity_date) as activity_date,
+        coalesce(crm.company_id, usage.company_id) as company_id,
+        crm.company_name,
+        crm.country,
+        crm.industry_tag,
+        crm.last_contact_at,
+        coalesce(usage.active_users, 0) as active_users,
+        coalesce(usage.events, 0) as events,
+        crm.company_id is not null as in_crm
+    from crm
+    full outer join (
+        select usage.*
+        from usage
+        inner join row_days
+            on row_days.activity_date = usage.activity_date
+    ) as usage
+        on usage.activity_date = crm.activity_date
+        and usage.company_id = crm.company_id
+),
+
+-- usage summed over the 7 calendar days ending on each day to build
+window_sums as (
+    select
+        o.activity_date,
+        u.company_id,
+        sum(u.active_users) as active_users_7d,
+        sum(u.events) as events_7d
+    from out_days as o
+    inner join usage as u
+        on u.activity_date between o.activity_date - 6 and o.activity_date
+    group by o.activity_date, u.company_id
+)
+
+select
+    cd.activity_date,
+    cd.company_id,
+    cd.company_name,
+    cd.country,
+    cd.industry_tag,
+    cd.last_contact_at,
+    cd.active_users,
+    cd.events,
+    cast(coalesce(ws.active_users_7d, 0) as integer) as "7d_active_users",
+    (
+        coalesce(ws.active_users_7d, 0) = 0
+        and coalesce(ws.events_7d, 0) = 0
+        and earlier.company_id is not null
+        and cd.activity_date - 6 >= cast(:first_usage_day as date)
+    ) as is_churn_risk,
+    cd.in_crm
+from company_days as cd
+left join window_sums as ws
+    on ws.activity_date = cd.activity_date
+    and ws.company_id = cd.company_id
+left join company_days as earlier
+    on earlier.activity_date = cd.activity_date - 6
+    and earlier.company_id = cd.company_id
+where cd.activity_date between cast(:start_day as date) and cast(:end_day as date);
+
 -- name: publish
 -- rows that are gone or whose values changed leave; new and changed rows come in with :loaded_at
 delete from analytics.company_daily_activity as t
@@ -146,7 +269,8 @@ from build_candidate as c
 where not exists (
     select 1
     from analytics.company_daily_activity as t
-    where t.activity_date = c.activity_date
+    where t.activity_date between cast(:start_day as date) and cast(:end_day as date)
+        and t.activity_date = c.activity_date
         and t.company_id = c.company_id
 );
 
