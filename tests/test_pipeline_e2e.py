@@ -28,7 +28,9 @@ TEN_DAYS = days(FIRST, LAST)
 
 @pytest.fixture
 def sim() -> Iterator[SimulatorServer]:
-    with SimulatorServer(SimulatorOptions(seed=11, companies=120, today=TODAY, epoch=date(2026, 10, 20))) as server:
+    with SimulatorServer(
+        SimulatorOptions(seed=11, companies=120, today=TODAY, epoch=date(2026, 10, 20))
+    ) as server:
         yield server
 
 
@@ -228,3 +230,34 @@ def test_module_entry_point_runs_in_a_real_process(env: dict[str, str]) -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "OK: 1 day(s) built" in proc.stdout
     assert "demo-secret" not in proc.stdout + proc.stderr
+
+
+def test_replay_reloads_staging_from_raw_without_the_api(env: dict[str, str], sim: SimulatorServer) -> None:
+    assert cli(env, "run").exit_code == 0
+    with open_wh(env) as wh:
+        before = wh.execute("select * from analytics.company_daily_activity order by 1, 2")
+        wh.execute(
+            "update stg.product_usage_daily set active_users = active_users + 100 "
+            "where activity_date between '2026-11-04' and '2026-11-05'"
+        )
+    requests = sim.stats.requests
+    result = cli(env, "replay", "--date", "2026-11-04", "--end", "2026-11-05")
+    assert result.exit_code == 0, result.output
+    assert sim.stats.requests == requests  # no API call
+    with open_wh(env) as wh:
+        for d in (date(2026, 11, 4), date(2026, 11, 5)):
+            staged = dict(
+                (r[0], r[1])
+                for r in wh.execute(
+                    "select company_id, active_users from stg.product_usage_daily where activity_date = :d",
+                    {"d": d},
+                )
+            )
+            assert staged == {r.company_id: r.active_users for r in sim.usage(d)}
+        assert before == wh.execute("select * from analytics.company_daily_activity order by 1, 2")
+
+
+def test_replay_without_raw_run_fails_naming_the_day(env: dict[str, str]) -> None:
+    result = cli(env, "replay", "--date", "2026-11-04")
+    assert result.exit_code == 1
+    assert "no complete raw run for 2026-11-04" in result.output

@@ -195,6 +195,29 @@ def backfill(ctx: click.Context, start: str, end: str) -> None:
 
 
 @main.command()
+@click.option("--date", "day", required=True, metavar="YYYY-MM-DD", help="First (or only) day.")
+@click.option("--end", default=None, metavar="YYYY-MM-DD", help="Last day (inclusive); default --date.")
+@click.pass_context
+def replay(ctx: click.Context, day: str, end: str | None) -> None:
+    """Reload staging from the latest complete raw run, and rebuild, without calling the API.
+
+    Each day is re-parsed from the raw pages its manifest lists (checksums verified).
+
+    \b
+    Example:
+        company-activity replay --date 2026-11-20 --end 2026-11-25
+    """
+    with _errors():
+        s = _date(day, "--date")
+        e = _date(end, "--end") or s
+        assert s is not None and e is not None
+        with _pipeline(ctx) as pipeline:
+            report = pipeline.replay(s, e)
+        _print_report(report)
+    sys.exit(report.exit_code)
+
+
+@main.command()
 @click.option("--start", required=True, metavar="YYYY-MM-DD", help="First day.")
 @click.option("--end", required=True, metavar="YYYY-MM-DD", help="Last day (inclusive).")
 @click.pass_context

@@ -60,6 +60,7 @@ class Settings(BaseSettings):
         default=900.0, gt=0, description="seconds of retry waiting allowed in one run"
     )
     api_retention_days: int = Field(default=30, ge=1)
+    api_concurrency: int = Field(default=4, ge=1, le=32, description="days fetched at once")
 
     # the pipeline
     start_date: date | None = None

@@ -176,8 +176,16 @@ def silence_url_logging() -> None:
             logger.addFilter(_url_filter)
 
 
+def _context_value(record: logging.LogRecord, key: str) -> str | None:
+    """The record's own value (``extra=`` or set by ContextFilter), else the current log_context's."""
+    value = getattr(record, key, None)
+    if value is None:
+        return _context.get().get(key)
+    return value.isoformat() if isinstance(value, date) else str(value)
+
+
 def _context_text(record: logging.LogRecord) -> str:
-    parts = [f"{key}={value}" for key in _CONTEXT_KEYS if (value := getattr(record, key, None)) is not None]
+    parts = [f"{key}={value}" for key in _CONTEXT_KEYS if (value := _context_value(record, key)) is not None]
     return f" [{' '.join(parts)}]" if parts else ""
 
 
@@ -201,12 +209,12 @@ class JsonFormatter(logging.Formatter):
             "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname,
             "logger": record.name,
-            "run_id": _str_or_none(getattr(record, "run_id", None)),
-            "day": _str_or_none(getattr(record, "day", None)),
+            "run_id": _context_value(record, "run_id"),
+            "day": _context_value(record, "day"),
         }
-        step = getattr(record, "step", None)
+        step = _context_value(record, "step")
         if step is not None:
-            entry["step"] = str(step)
+            entry["step"] = step
         entry["message"] = redact(record.getMessage())
         if record.exc_info:
             entry["exception"] = redact(self.formatException(record.exc_info))
@@ -218,12 +226,6 @@ class JsonFormatter(logging.Formatter):
 # kept for callers of the earlier private names
 _RedactingText = RedactingTextFormatter
 _Json = JsonFormatter
-
-
-def _str_or_none(value: object) -> str | None:
-    if value is None:
-        return None
-    return value.isoformat() if isinstance(value, date) else str(value)
 
 
 class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -181,6 +182,39 @@ class Pipeline:
             progress=progress,
         )
 
+    def replay(self, start: date, end: date, *, progress: Progress | None = None) -> RunReport:
+        """``replay``: reload staging from the latest complete raw run of each day, then rebuild.
+
+        The API is not called: a day is re-parsed from the pages its manifest lists.
+        """
+        if end < start:
+            raise ConfigError(f"--end {end.isoformat()} is before --date {start.isoformat()}")
+        days = list(_days(start, end))
+        command = f"replay --date {start.isoformat()}" + (f" --end {end.isoformat()}" if end != start else "")
+        run_id = new_run_id()
+        report = RunReport(run_id, command, days)
+        ledger = Ledger(self.wh, run_id)
+        alerter = Alerter(self._sinks)
+        with self.wh.lock(timeout=self.settings.lock_timeout):
+            ledger.start_run(command)
+            try:
+                targets: set[date] = set()
+                affected: set[date] = set()
+                for day, usage in self._ingest_usage_days(
+                    report, ledger, alerter, fetch=lambda day, _run: self.latest_raw_run(day)
+                ):
+                    if usage is not None:
+                        targets.add(day)
+                        if usage.changed:
+                            affected |= set(_days(day, day + timedelta(days=6)))
+                    if progress is not None:
+                        progress("replayed", day)
+                self._build(report, ledger, alerter, targets=targets, affected=affected)
+            finally:
+                report.alerts = alerter.sent
+                ledger.finish_run("failed" if report.failed else "succeeded", _summary(report))
+        return report
+
     def build(self, start: date, end: date) -> RunReport:
         """Rebuild the analytics rows of ``start … end`` from staging, without ingesting anything."""
         run_id = new_run_id()
@@ -234,10 +268,9 @@ class Pipeline:
             targets: set[date] = set()
             affected: set[date] = set()
             for day in report.days:
-                crm_changed = self._ingest_crm(day, ledger, alerter, report)
-                if crm_changed:
+                if self._ingest_crm(day, ledger, alerter, report):
                     affected |= self._crm_affected_days(day)
-                usage = self._ingest_usage(day, ledger, alerter, report)
+            for day, usage in self._ingest_usage_days(report, ledger, alerter, fetch=self._land_raw):
                 if usage is not None:
                     targets.add(day)
                     if usage.changed:
@@ -373,14 +406,47 @@ class Pipeline:
         return set(_days(day, last + timedelta(days=6)))
 
     # -- (2) usage ----------------------------------------------------------------------------------------
-    def _ingest_usage(
-        self, day: date, ledger: Ledger, alerter: Alerter, report: RunReport
+    def _ingest_usage_days(
+        self,
+        report: RunReport,
+        ledger: Ledger,
+        alerter: Alerter,
+        *,
+        fetch: Callable[[date, str], tuple[str, dict[str, Any]]],
+    ) -> Iterator[tuple[date, _UsageLoad | None]]:
+        """Usage of every day of the run, oldest first.
+
+        Days are fetched concurrently (``api_concurrency`` at once, all under the client's one rate limit;
+        the pages of one day follow its cursor one after another) while this thread loads staging in day
+        order as each day's raw run completes.
+        """
+        days = report.days
+        if not days:
+            return
+        starts = {day: ledger.step_started(STEP_USAGE, day) for day in days}
+        workers = max(1, min(self.settings.api_concurrency, len(days)))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fetch") as pool:
+            futures = {day: pool.submit(fetch, day, report.run_id) for day in days}
+            try:
+                for day in days:
+                    yield day, self._finish_usage(day, futures[day], starts[day], ledger, alerter, report)
+            finally:
+                for future in futures.values():
+                    future.cancel()
+
+    def _finish_usage(
+        self,
+        day: date,
+        fetched: Future[tuple[str, dict[str, Any]]],
+        started: datetime,
+        ledger: Ledger,
+        alerter: Alerter,
+        report: RunReport,
     ) -> _UsageLoad | None:
-        started = ledger.step_started(STEP_USAGE, day)
         rerun = f"company-activity run --date {day.isoformat()}"
         try:
-            prefix, manifest = self._land_raw(day, report.run_id)
-            load = self._load_usage(day, prefix, manifest, report.run_id)
+            prefix, manifest = fetched.result()
+            load = self._load_usage(day, prefix, manifest)
         except DateNotFinal as exc:
             self._mark_usage(day, "pending", str(exc))
             report.pending.append(day)
@@ -411,6 +477,18 @@ class Pipeline:
             alerter.send(Alert("warning", "schema drift", note, report.run_id, day=day, step=STEP_USAGE))
         self._finish(report, ledger, outcome, started)
         return load
+
+    def latest_raw_run(self, day: date) -> tuple[str, dict[str, Any]]:
+        """The newest complete raw run of ``day`` in the lake (one with a manifest)."""
+        folder = f"raw/product_usage/date={day.isoformat()}"
+        for name in reversed(self.lake.list_dirs(folder)):
+            prefix = f"{folder}/{name}"
+            if self.lake.exists(f"{prefix}/_manifest.json"):
+                manifest = orjson.loads(self.lake.read_bytes(f"{prefix}/_manifest.json"))
+                return prefix, manifest
+        raise UsageDataError(
+            f"no complete raw run for {day.isoformat()} under {self.lake.url(folder)}: nothing to replay"
+        )
 
     def _land_raw(self, day: date, run_id: str) -> tuple[str, dict[str, Any]]:
         """Fetch every page of ``day`` into the lake, then write the manifest (last)."""
@@ -450,7 +528,7 @@ class Pipeline:
         self.lake.write_bytes(f"{prefix}/_manifest.json", orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
         return prefix, manifest
 
-    def _load_usage(self, day: date, prefix: str, manifest: dict[str, Any], run_id: str) -> _UsageLoad:
+    def _load_usage(self, day: date, prefix: str, manifest: dict[str, Any]) -> _UsageLoad:
         """Load staging for ``day`` from a complete raw run, in one transaction."""
         drift: set[str] = set()
 

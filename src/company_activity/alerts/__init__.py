@@ -11,13 +11,14 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import TYPE_CHECKING, Literal, Protocol
 
 import tenacity
 
 from ..errors import TerminalError
+from ..logs import redact
 
 if TYPE_CHECKING:
     from ..config import Settings
@@ -154,6 +155,11 @@ class DeliveryPolicy:
             timeout=settings.alert_timeout,
         )
 
+    def once(self) -> DeliveryPolicy:
+        """The same policy with a single attempt: for a sink whose previous delivery failed, so a dead
+        webhook or mail server costs one full round of retries per run, not one per alert."""
+        return replace(self, max_attempts=1)
+
     def wait_before(self, attempt: int, retry_after: float | None = None) -> float:
         """Seconds to wait after failed attempt number ``attempt`` (1-based); ``Retry-After`` is honoured
         up to ``backoff_max``."""
@@ -188,7 +194,7 @@ class DeliveryPolicy:
             )
 
         return tenacity.Retrying(
-            sleep=sleep or time.sleep,
+            sleep=time.sleep if sleep is None else sleep,
             stop=tenacity.stop_after_attempt(self.max_attempts),
             wait=wait,
             retry=tenacity.retry_if_exception(retry_if),
@@ -199,10 +205,13 @@ class DeliveryPolicy:
 
 def describe_error(exc: BaseException) -> str:
     """``Type: message`` of an exception, redacted (the sinks also strip their own secrets first)."""
-    from ..logs import redact
-
     text = str(exc).strip()
     return redact(f"{type(exc).__name__}: {text}" if text else type(exc).__name__)
+
+
+def once_note(once: bool) -> str:
+    """What a delivery error adds when the sink tried once only because its previous delivery failed."""
+    return " (tried once: its previous delivery had failed)" if once else ""
 
 
 class LogSink:

@@ -1,0 +1,257 @@
+"""The ``status`` command's output: a calendar and a per-day table for the terminal, or JSON for machines.
+
+Input: the list of dicts :meth:`company_activity.pipeline.Pipeline.status` returns (one per day, keys
+``day, crm_status, crm_rows, crm_rejected, usage_status, usage_records, build_status, build_rows,
+churn_risk, last_error, checks``; ``checks`` is ``"ok"`` or ``"name:status, …"``). Missing keys are
+treated as unknown. Colours come from ``click.style``; ``click.echo`` drops them when not on a terminal.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any, Literal
+
+import click
+
+Level = Literal["none", "ok", "pending", "warning", "failed", "lost"]
+_RANK: dict[Level, int] = {"none": 0, "ok": 1, "pending": 2, "warning": 3, "failed": 4, "lost": 5}
+_SYMBOL: dict[Level, tuple[str, str]] = {  # unicode, ascii
+    "none": ("·", "."),
+    "ok": ("✓", "+"),
+    "pending": ("…", "~"),
+    "warning": ("!", "!"),
+    "failed": ("✗", "x"),
+    "lost": ("⊘", "L"),
+}
+_COLOUR: dict[Level, dict[str, Any]] = {
+    "none": {"dim": True},
+    "ok": {"fg": "green"},
+    "pending": {"fg": "cyan"},
+    "warning": {"fg": "yellow"},
+    "failed": {"fg": "red", "bold": True},
+    "lost": {"fg": "magenta", "bold": True},
+}
+_STATUS_LEVEL: dict[str, Level] = {
+    # ops.crm_snapshots
+    "loaded": "ok",
+    "missing": "failed",
+    # ops.usage_days
+    "complete": "ok",
+    "pending": "pending",
+    "lost": "lost",
+    # ops.build_days
+    "built": "ok",
+    # shared
+    "failed": "failed",
+    "running": "pending",
+    "warning": "warning",
+    "succeeded": "ok",
+}
+_WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+
+
+def status_level(status: object) -> Level:
+    """The display level of one status word (``None`` → ``"none"``; unknown words → ``"warning"``)."""
+    if status is None or status == "":
+        return "none"
+    return _STATUS_LEVEL.get(str(status).lower(), "warning")
+
+
+def checks_level(checks: object) -> Level:
+    """``"ok"``/empty → ok; any ``name:fail`` → failed; any ``name:warn`` → warning."""
+    text = str(checks or "").strip()
+    if not text or text == "ok":
+        return "ok" if text == "ok" else "none"
+    statuses = [part.rsplit(":", 1)[-1].strip() for part in text.split(",")]
+    if "fail" in statuses:
+        return "failed"
+    if "warn" in statuses:
+        return "warning"
+    return "ok"
+
+
+def step_levels(row: Mapping[str, Any]) -> dict[str, Level]:
+    """Per column of a status row: crm, usage, build, checks."""
+    crm = status_level(row.get("crm_status"))
+    if crm == "ok" and (row.get("crm_rejected") or 0) > 0:
+        crm = "warning"  # loaded, but some rows were quarantined
+    return {
+        "crm": crm,
+        "usage": status_level(row.get("usage_status")),
+        "build": status_level(row.get("build_status")),
+        "checks": checks_level(row.get("checks")),
+    }
+
+
+def day_level(row: Mapping[str, Any]) -> Level:
+    """The worst level of a day's steps and checks."""
+    levels = step_levels(row).values()
+    return max(levels, key=lambda level: _RANK[level], default="none")
+
+
+_NAMED: tuple[tuple[Level, str], ...] = (
+    ("ok", "ok"),
+    ("warning", "warning"),
+    ("pending", "pending"),
+    ("failed", "failed"),
+    ("lost", "lost"),
+    ("none", "no data"),
+)
+# day  crm(status rows)  usage(status records)  build(status rows churn)  notes
+_HEAD = (
+    f"{'day':<10}  {'crm':<9} {'rows':>7}  {'usage':<10} {'records':>8}  {'build':<8} {'rows':>7} "
+    f"{'churn':>5}  "
+)
+_NOTES = "checks / last error"
+_MIN_NOTES = 24  # narrower than this, the notes go on a line of their own
+_INDENT = " " * 12
+
+
+def render_calendar(
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    width: int = 100,
+    start: date | None = None,
+    end: date | None = None,
+    color: bool = True,
+    unicode: bool = True,
+) -> str:
+    """The days as a week calendar (one symbol per day: its worst step), then a table, newest day first.
+
+    Each table line: the day; per step (crm, usage, build) a symbol and its status with row counts; the
+    churn-risk count; then the failed/warning checks, rejected CRM rows and the last error, truncated to
+    ``width`` (on a terminal narrower than the table they go on a line of their own). ``start``/``end``
+    widen the calendar to the whole window asked for (days without a row show as "no data"); by default
+    it spans the rows' days. ``color=False`` gives plain text; ``unicode=False`` ASCII symbols only.
+    """
+    by_day = {_as_date(r.get("day")): r for r in rows if r.get("day") is not None}
+    if not by_day and (start is None or end is None):
+        return "no runs recorded yet\n"
+    first = start or min(by_day)
+    last = end or max(by_day)
+    if last < first:
+        first, last = last, first
+    ell = "…" if unicode else "..."
+
+    def sym(level: Level, text: str | None = None) -> str:
+        s = _SYMBOL[level][0 if unicode else 1] if text is None else text
+        return click.style(s, **_COLOUR[level]) if color else s
+
+    shown = sorted((d for d in by_day if first <= d <= last), reverse=True)
+    total = (last - first).days + 1
+    counts: dict[Level, int] = dict.fromkeys(_RANK, 0)
+    for d in shown:
+        counts[day_level(by_day[d])] += 1
+    counts["none"] = total - len(shown)
+    summary = ", ".join(f"{counts[level]} {name}" for level, name in _NAMED if counts[level])
+    out = [
+        f"company-activity status {first.isoformat()} {'…' if unicode else '-'} {last.isoformat()}",
+        f"{total} day{'s' if total != 1 else ''}: {summary}",
+        "",
+    ]
+
+    # -- the calendar: one line per ISO week, Monday first -------------------------------------------------
+    out.append(" " * 9 + "".join(f"{w:>5}" for w in _WEEKDAYS))
+    monday = first - timedelta(days=first.weekday())
+    while monday <= last:
+        iso = monday.isocalendar()
+        cells = []
+        for k in range(7):
+            d = monday + timedelta(days=k)
+            if not first <= d <= last:
+                cells.append("     ")
+                continue
+            level = day_level(by_day[d]) if d in by_day else "none"
+            cells.append(f"{d.day:>4}" + sym(level))
+        out.append(f"{iso.year}-W{iso.week:02d}" + "".join(cells).rstrip())
+        monday += timedelta(days=7)
+    out.append("  ".join(f"{sym(level)} {name}" for level, name in _NAMED))
+    out.append("")
+
+    # -- the table ------------------------------------------------------------------------------------------
+    room = width - len(_HEAD)
+    inline = width <= 0 or room >= _MIN_NOTES
+    out.append((_HEAD + _NOTES) if inline else _HEAD.rstrip())
+    for d in shown:
+        r = by_day[d]
+        lv = step_levels(r)
+        line = (
+            f"{d.isoformat():<10}  "
+            f"{sym(lv['crm'])} {sym(lv['crm'], _cell(r.get('crm_status'), 7, ell))} "
+            f"{_n(r.get('crm_rows')):>7}  "
+            f"{sym(lv['usage'])} {sym(lv['usage'], _cell(r.get('usage_status'), 8, ell))} "
+            f"{_n(r.get('usage_records')):>8}  "
+            f"{sym(lv['build'])} {sym(lv['build'], _cell(r.get('build_status'), 6, ell))} "
+            f"{_n(r.get('build_rows')):>7} {_n(r.get('churn_risk')):>5}  "
+        )
+        notes = _notes(r)
+        if inline:
+            text = notes if width <= 0 else _truncate(notes, room, ell)
+            out.append(line + (sym(day_level(r), text) if notes != "ok" else text))
+        else:
+            out.append(line.rstrip())
+            if notes != "ok":
+                out.append(_INDENT + sym(day_level(r), _truncate(notes, max(width - len(_INDENT), 10), ell)))
+    return "\n".join(out) + "\n"
+
+
+def render_json(rows: Sequence[Mapping[str, Any]]) -> str:
+    """The rows as a JSON array (dates ISO, numbers as numbers), each with its ``overall`` level and the
+    failed/warning checks as a list ``check_problems``."""
+    items = []
+    for r in rows:
+        item = {k: _jsonable(v) for k, v in r.items()}
+        checks = str(r.get("checks") or "")
+        item["check_problems"] = [] if checks in ("", "ok") else [c.strip() for c in checks.split(",")]
+        item["overall"] = day_level(r)
+        items.append(item)
+    return json.dumps(items, indent=2, ensure_ascii=False)
+
+
+def _notes(row: Mapping[str, Any]) -> str:
+    """The failed/warning checks, rejected CRM rows and the last error of a day, or ``ok``."""
+    parts = []
+    checks = str(row.get("checks") or "")
+    if checks and checks != "ok":
+        parts.append(checks)
+    rejected = row.get("crm_rejected") or 0
+    if rejected:
+        parts.append(f"{rejected} CRM row{'s' if rejected != 1 else ''} rejected")
+    error = row.get("last_error")
+    if error:
+        parts.append(" ".join(str(error).split()))
+    return "; ".join(parts) or "ok"
+
+
+def _cell(status: object, width: int, ell: str) -> str:
+    text = "-" if status is None or status == "" else str(status)
+    return f"{_truncate(text, width, ell):<{width}}"
+
+
+def _truncate(text: str, limit: int, ell: str = "…") -> str:
+    return text if len(text) <= limit else text[: max(limit - len(ell), 0)] + ell
+
+
+def _n(value: object) -> str:
+    return "-" if value is None else str(value)
+
+
+def _as_date(value: object) -> date:
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    return date.fromisoformat(str(value))
+
+
+def _jsonable(value: object) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return str(value)
