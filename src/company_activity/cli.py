@@ -6,19 +6,21 @@ Exit status: 0 everything succeeded (warnings allowed); 1 the pipeline ran and a
 
 from __future__ import annotations
 
-import json
+import shutil
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 import click
 
 from .config import Settings, load_settings
 from .errors import ConfigError, PipelineError
+from .logs import configure_from_settings
 from .pipeline import Pipeline, RunReport
 from .simulator.cli import simulate_api
+from .status_view import render_calendar, render_json
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -37,9 +39,7 @@ class _Context:
 
 
 def _setup_logging(settings: Settings) -> None:
-    from .logs import configure
-
-    configure(level=settings.log_level, fmt=settings.log_format)
+    configure_from_settings(settings)
 
 
 @contextmanager
@@ -256,30 +256,15 @@ def status(ctx: click.Context, days: int, as_json: bool) -> None:
     """
     with _errors(), _pipeline(ctx) as pipeline:
         rows = pipeline.status(days)
+        today = pipeline.today()
     if as_json:
-        click.echo(json.dumps(rows, default=str, indent=2))
+        click.echo(render_json(rows))
         return
     if not rows:
         click.echo("no runs recorded yet")
         return
-    header = (
-        f"{'day':<10}  {'crm':<8} {'rows':>7}  {'usage':<8} {'records':>8}  {'build':<7} {'rows':>7} "
-        f"{'churn':>6}  checks / last error"
-    )
-    click.echo(header)
-    for r in rows:
-        tail = r["checks"] if r["checks"] != "ok" else ""
-        if r["last_error"]:
-            tail = (tail + "  " if tail else "") + str(r["last_error"])[:120]
-        click.echo(
-            f"{r['day'].isoformat():<10}  {r['crm_status'] or '-':<8} {_n(r['crm_rows']):>7}  "
-            f"{r['usage_status'] or '-':<8} {_n(r['usage_records']):>8}  {r['build_status'] or '-':<7} "
-            f"{_n(r['build_rows']):>7} {_n(r['churn_risk']):>6}  {tail or 'ok'}"
-        )
-
-
-def _n(value: object) -> str:
-    return "-" if value is None else str(value)
+    width = shutil.get_terminal_size((100, 24)).columns
+    click.echo(render_calendar(rows, width=width, start=today - timedelta(days=days), end=today), nl=False)
 
 
 @main.command()

@@ -7,6 +7,7 @@ not stop (2); (3) runs for D only when (2) succeeded. Every failure is alerted a
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
 import logging
 from collections.abc import Callable, Iterator, Sequence
@@ -18,7 +19,8 @@ from typing import Any
 import orjson
 
 from . import transform
-from .alerts import Alert, Alerter, AlertSink, LogSink
+from .alerts import Alert, Alerter, AlertSink
+from .alerts.factory import sinks_from_settings
 from .config import Settings
 from .errors import (
     ApiUnavailable,
@@ -30,6 +32,8 @@ from .errors import (
     PipelineError,
     UsageDataError,
 )
+from .logs import log_context
+from .monitoring import record_volume_checks, recovery_alert, volume_checks
 from .quality import CheckResult
 from .runs import Ledger, StepOutcome, new_run_id, utcnow
 from .sources.crm import CrmBadRowsError, CrmParseResult, parse_crm_csv, quarantine_csv
@@ -101,7 +105,7 @@ class Pipeline:
             ),
         )
         self._client = client
-        self._sinks: list[AlertSink] = list(sinks) if sinks is not None else [LogSink()]
+        self._sinks: list[AlertSink] = list(sinks) if sinks is not None else sinks_from_settings(settings)
 
     # -- wiring -----------------------------------------------------------------------------------------
     @property
@@ -260,6 +264,19 @@ class Pipeline:
         lost_before: Sequence[date],
     ) -> None:
         run_id = report.run_id
+        with log_context(run_id=run_id):
+            self._run_days_body(report, ledger, alerter, command, progress, lost_before)
+
+    def _run_days_body(
+        self,
+        report: RunReport,
+        ledger: Ledger,
+        alerter: Alerter,
+        command: str,
+        progress: Progress | None,
+        lost_before: Sequence[date],
+    ) -> None:
+        run_id = report.run_id
         try:
             for day in lost_before:
                 self._mark_lost(
@@ -277,7 +294,8 @@ class Pipeline:
                         affected |= set(_days(day, day + timedelta(days=6)))
                 if progress is not None:
                     progress("ingested", day)
-            self._build(report, ledger, alerter, targets=targets, affected=affected)
+            held = self._volume_checks(report, ledger, alerter)
+            self._build(report, ledger, alerter, targets=targets - held, affected=affected - held)
             self._retention_warnings(alerter, report)
         except Exception as exc:
             log.exception("run %s failed unexpectedly", run_id)
@@ -335,7 +353,26 @@ class Pipeline:
                 started,
                 rerun=f"company-activity run --date {day.isoformat()}",
             )
+            self._record_checks(
+                report.run_id,
+                [CheckResult(day, "crm_row_count", "fail", False, 0, 0, f"CRM snapshot not loaded: {exc}")],
+            )
             return False
+        self._record_checks(
+            report.run_id,
+            [
+                CheckResult(
+                    day,
+                    "crm_row_count",
+                    "pass",
+                    False,
+                    len(parsed.rows),
+                    0,
+                    f"{len(parsed.rows)} good rows, {parsed.bad_count} bad, "
+                    f"{parsed.duplicate_count} duplicates",
+                )
+            ],
+        )
         notes = []
         if parsed.bad_count:
             notes.append(f"{parsed.bad_count} bad row(s) quarantined")
@@ -351,7 +388,7 @@ class Pipeline:
             rows_rejected=len(parsed.rejected),
             message="; ".join(notes) or None,
         )
-        self._finish(report, ledger, outcome, started)
+        self._finish(report, ledger, outcome, started, alerter)
         return changed
 
     def _load_crm(self, day: date, parsed: CrmParseResult, rel: str, run_id: str, now: datetime) -> bool:
@@ -426,7 +463,10 @@ class Pipeline:
         starts = {day: ledger.step_started(STEP_USAGE, day) for day in days}
         workers = max(1, min(self.settings.api_concurrency, len(days)))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fetch") as pool:
-            futures = {day: pool.submit(fetch, day, report.run_id) for day in days}
+            futures = {
+                day: pool.submit(contextvars.copy_context().run, _fetch_in_context, fetch, day, report.run_id)
+                for day in days
+            }
             try:
                 for day in days:
                     yield day, self._finish_usage(day, futures[day], starts[day], ledger, alerter, report)
@@ -475,7 +515,7 @@ class Pipeline:
         )
         if note:
             alerter.send(Alert("warning", "schema drift", note, report.run_id, day=day, step=STEP_USAGE))
-        self._finish(report, ledger, outcome, started)
+        self._finish(report, ledger, outcome, started, alerter)
         return load
 
     def latest_raw_run(self, day: date) -> tuple[str, dict[str, Any]]:
@@ -636,6 +676,18 @@ class Pipeline:
         complete = transform.complete_days(self.wh, lo, horizon)
         candidates = targets | (affected & complete)
         buildable, blocked = transform.check_gate(self.wh, candidates)
+        self._record_checks(
+            report.run_id,
+            [
+                CheckResult(d, "usage_complete", "pass", True, 0, 0, "usage complete for D-6 … D")
+                for d in buildable
+            ]
+            + [
+                CheckResult(d, "usage_complete", "fail", True, len(e.missing), 0, str(e))
+                for d, e in blocked.items()
+                if d in targets
+            ],
+        )
         for day, err in sorted(blocked.items()):
             if day in targets and set(err.missing) <= set(report.pending):
                 # waiting for a day the API has not closed yet: the next run builds it
@@ -696,7 +748,7 @@ class Pipeline:
                     rows_loaded=b.row_count,
                     message="; ".join(notes) or None,
                 )
-                self._finish(report, ledger, outcome, starts[day])
+                self._finish(report, ledger, outcome, starts[day], alerter)
 
     def _build_notes(
         self, day: date, b: transform.DayBuild, checks: list[CheckResult], alerter: Alerter, run_id: str
@@ -778,6 +830,38 @@ class Pipeline:
                 )
 
     # -- monitoring ---------------------------------------------------------------------------------------
+    def _volume_checks(self, report: RunReport, ledger: Ledger, alerter: Alerter) -> set[date]:
+        """Compare each day's CRM rows and usage records with the day before and a week before.
+
+        Anomalies are alerted; a *blocking* one (configurable per source) keeps its day out of the build.
+        Returns the days held back.
+        """
+        held: set[date] = set()
+        for day in report.days:
+            checks = volume_checks(self.wh, day, self.settings)
+            record_volume_checks(self.wh, report.run_id, checks)
+            for check in checks:
+                if not check.anomalous:
+                    continue
+                rerun = f"company-activity run --date {day.isoformat()}"
+                alerter.send(check.alert(report.run_id, rerun=rerun))
+                if check.blocking:
+                    held.add(day)
+            if day in held:
+                started = ledger.step_started(STEP_BUILD, day)
+                text = "; ".join(c.message for c in checks if c.anomalous and c.blocking)
+                self._record_build_failure(day, text)
+                self._fail(
+                    report,
+                    ledger,
+                    alerter,
+                    StepOutcome(STEP_BUILD, day, "failed", message=f"volume check failed: {text}"),
+                    started,
+                    rerun=f"company-activity run --date {day.isoformat()}",
+                    title="check failure",
+                )
+        return held
+
     def _retention_warnings(self, alerter: Alerter, report: RunReport) -> None:
         today = self.today()
         retention = self.settings.api_retention_days
@@ -814,9 +898,30 @@ class Pipeline:
         rows = self.wh.run("ops.sql", "usage_days_between", {"start_day": start, "end_day": end})
         return {r[0]: str(r[1]) for r in rows}
 
-    def _finish(self, report: RunReport, ledger: Ledger, outcome: StepOutcome, started: datetime) -> None:
+    def _finish(
+        self,
+        report: RunReport,
+        ledger: Ledger,
+        outcome: StepOutcome,
+        started: datetime,
+        alerter: Alerter | None = None,
+    ) -> None:
+        if alerter is not None and outcome.status in ("succeeded", "warning"):
+            notice = recovery_alert(
+                self.wh,
+                run_id=report.run_id,
+                step=outcome.step,
+                day=outcome.day,
+                rerun=None,
+            )
+            if notice is not None:
+                alerter.send(notice)
         ledger.step_finished(outcome, started)
         report.steps.append(outcome)
+        with log_context(day=outcome.day, step=outcome.step):
+            self._log_outcome(outcome)
+
+    def _log_outcome(self, outcome: StepOutcome) -> None:
         log.info(
             "%s %s: %s%s%s",
             outcome.step,
@@ -924,3 +1029,10 @@ def _summary(report: RunReport) -> str:
     if failed:
         parts.append("failed: " + ", ".join(failed))
     return "; ".join(parts)
+
+
+def _fetch_in_context(
+    fetch: Callable[[date, str], tuple[str, dict[str, Any]]], day: date, run_id: str
+) -> tuple[str, dict[str, Any]]:
+    with log_context(day=day, step=STEP_USAGE):
+        return fetch(day, run_id)
