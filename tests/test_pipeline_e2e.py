@@ -261,3 +261,31 @@ def test_replay_without_raw_run_fails_naming_the_day(env: dict[str, str]) -> Non
     result = cli(env, "replay", "--date", "2026-11-04")
     assert result.exit_code == 1
     assert "no complete raw run for 2026-11-04" in result.output
+
+
+def test_rerun_from_a_failed_step_does_not_repeat_the_steps_before_it(
+    env: dict[str, str], sim: SimulatorServer
+) -> None:
+    assert cli(env, "run").exit_code == 0
+    day = date(2026, 11, 11)
+    # the usage step of 11-11 fails (a record with a negative count)
+    sim.options.bad_record_days = frozenset({day})
+    result = cli(env, "run", "--date", day.isoformat())
+    assert result.exit_code == 1
+    assert "ingest_usage  failed" in result.output
+    sim.options.bad_record_days = frozenset()
+    requests = sim.stats.requests
+    result = cli(env, "rerun", "--date", day.isoformat())  # picks ingest_usage by itself
+    assert result.exit_code == 0, result.output
+    assert "--from-step ingest_usage" in result.output
+    assert "ingest_crm" not in result.output
+    assert "ingest_usage  succeeded" in result.output and "build         succeeded" in result.output
+    assert sim.stats.requests > requests
+    # from the build step: no API call at all
+    requests = sim.stats.requests
+    result = cli(env, "rerun", "--date", day.isoformat(), "--from-step", "build")
+    assert result.exit_code == 0, result.output
+    assert sim.stats.requests == requests
+    assert [line.split()[1] for line in result.output.splitlines() if line.startswith("  2026")] == ["build"]
+    with open_wh(env) as wh:
+        assert table(wh) == ground_truth(sim, TEN_DAYS)

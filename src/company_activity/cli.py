@@ -195,6 +195,33 @@ def backfill(ctx: click.Context, start: str, end: str) -> None:
 
 
 @main.command()
+@click.option("--date", "day", required=True, metavar="YYYY-MM-DD", help="The day to re-run.")
+@click.option(
+    "--from-step",
+    type=click.Choice(["ingest_crm", "ingest_usage", "build"]),
+    default=None,
+    help="Start at this step; the steps before it are not repeated. "
+    "Default: the first step of the day that did not succeed in its latest run.",
+)
+@click.pass_context
+def rerun(ctx: click.Context, day: str, from_step: str | None) -> None:
+    """Re-run one day from a failed step (the design's "rerun from failed activity").
+
+    \b
+    Example:
+        company-activity rerun --date 2026-11-20 --from-step build
+        company-activity rerun --date 2026-11-20          # from the step that failed
+    """
+    with _errors():
+        the_day = _date(day, "--date")
+        assert the_day is not None
+        with _pipeline(ctx) as pipeline:
+            report = pipeline.rerun(the_day, from_step=from_step)
+        _print_report(report)
+    sys.exit(report.exit_code)
+
+
+@main.command()
 @click.option("--date", "day", required=True, metavar="YYYY-MM-DD", help="First (or only) day.")
 @click.option("--end", default=None, metavar="YYYY-MM-DD", help="Last day (inclusive); default --date.")
 @click.pass_context

@@ -47,7 +47,20 @@ STEP_CRM = "ingest_crm"
 STEP_USAGE = "ingest_usage"
 STEP_BUILD = "build"
 
+STEPS = (STEP_CRM, STEP_USAGE, STEP_BUILD)
+
 Progress = Callable[[str, date], None]
+Fetch = Callable[[date, str], tuple[str, dict[str, Any]]]
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """Which steps a run does, and how it gets a day's raw usage (the API, or the lake for replay)."""
+
+    steps: tuple[str, ...]
+    fetch: Fetch
+    progress: Progress | None
+    lost_before: tuple[date, ...]
 
 
 @dataclass
@@ -193,31 +206,43 @@ class Pipeline:
         """
         if end < start:
             raise ConfigError(f"--end {end.isoformat()} is before --date {start.isoformat()}")
-        days = list(_days(start, end))
         command = f"replay --date {start.isoformat()}" + (f" --end {end.isoformat()}" if end != start else "")
-        run_id = new_run_id()
-        report = RunReport(run_id, command, days)
-        ledger = Ledger(self.wh, run_id)
-        alerter = Alerter(self._sinks)
-        with self.wh.lock(timeout=self.settings.lock_timeout):
-            ledger.start_run(command)
-            try:
-                targets: set[date] = set()
-                affected: set[date] = set()
-                for day, usage in self._ingest_usage_days(
-                    report, ledger, alerter, fetch=lambda day, _run: self.latest_raw_run(day)
-                ):
-                    if usage is not None:
-                        targets.add(day)
-                        if usage.changed:
-                            affected |= set(_days(day, day + timedelta(days=6)))
-                    if progress is not None:
-                        progress("replayed", day)
-                self._build(report, ledger, alerter, targets=targets, affected=affected)
-            finally:
-                report.alerts = alerter.sent
-                ledger.finish_run("failed" if report.failed else "succeeded", _summary(report))
-        return report
+        return self._run_days(
+            list(_days(start, end)),
+            command=command,
+            progress=progress,
+            steps=(STEP_USAGE, STEP_BUILD),
+            fetch=lambda day, _run_id: self.latest_raw_run(day),
+        )
+
+    def rerun(self, day: date, *, from_step: str | None = None) -> RunReport:
+        """``rerun``: the master pipeline of ``day`` from a step on, not repeating the steps before it.
+
+        Without ``from_step``: from the first step of ``day`` that did not succeed in its latest run.
+        """
+        if from_step is None:
+            from_step = self._first_unfinished_step(day)
+        if from_step not in STEPS:
+            raise ConfigError(f"--from-step {from_step!r} is not one of {', '.join(STEPS)}")
+        if day >= self.today():
+            raise ConfigError(
+                f"--date {day.isoformat()} is not a closed day yet (today is {self.today().isoformat()})"
+            )
+        steps = STEPS[STEPS.index(from_step) :]
+        return self._run_days(
+            [day],
+            command=f"rerun --date {day.isoformat()} --from-step {from_step}",
+            progress=None,
+            steps=steps,
+        )
+
+    def _first_unfinished_step(self, day: date) -> str:
+        rows = self.wh.run("ops.sql", "latest_step_outcomes", {"day": day})
+        status = {step: st for step, st in rows}
+        for step in STEPS:
+            if status.get(step) not in ("succeeded", "warning"):
+                return step
+        return STEP_BUILD
 
     def build(self, start: date, end: date) -> RunReport:
         """Rebuild the analytics rows of ``start … end`` from staging, without ingesting anything."""
@@ -243,57 +268,47 @@ class Pipeline:
         progress: Progress | None,
         lost_before: Sequence[date] = (),
         catch_up: Sequence[date] = (),
+        steps: Sequence[str] = STEPS,
+        fetch: Fetch | None = None,
     ) -> RunReport:
         run_id = new_run_id()
         report = RunReport(run_id, command, sorted(days), caught_up=list(catch_up))
         ledger = Ledger(self.wh, run_id)
         alerter = Alerter(self._sinks)
+        plan = _Plan(tuple(steps), fetch or self._land_raw, progress, tuple(lost_before))
         with self.wh.lock(timeout=self.settings.lock_timeout):
             ledger.start_run(command)
             log.info("run %s: %s (%d day(s))", run_id, command, len(days))
-            self._run_days_locked(report, ledger, alerter, command, progress, lost_before)
+            with log_context(run_id=run_id):
+                self._run_days_body(report, ledger, alerter, command, plan)
         return report
 
-    def _run_days_locked(
-        self,
-        report: RunReport,
-        ledger: Ledger,
-        alerter: Alerter,
-        command: str,
-        progress: Progress | None,
-        lost_before: Sequence[date],
-    ) -> None:
-        run_id = report.run_id
-        with log_context(run_id=run_id):
-            self._run_days_body(report, ledger, alerter, command, progress, lost_before)
-
     def _run_days_body(
-        self,
-        report: RunReport,
-        ledger: Ledger,
-        alerter: Alerter,
-        command: str,
-        progress: Progress | None,
-        lost_before: Sequence[date],
+        self, report: RunReport, ledger: Ledger, alerter: Alerter, command: str, plan: _Plan
     ) -> None:
         run_id = report.run_id
         try:
-            for day in lost_before:
+            for day in plan.lost_before:
                 self._mark_lost(
                     day, ledger, alerter, report, "the day left the API's retention before it was captured"
                 )
             targets: set[date] = set()
             affected: set[date] = set()
-            for day in report.days:
-                if self._ingest_crm(day, ledger, alerter, report):
-                    affected |= self._crm_affected_days(day)
-            for day, usage in self._ingest_usage_days(report, ledger, alerter, fetch=self._land_raw):
-                if usage is not None:
-                    targets.add(day)
-                    if usage.changed:
-                        affected |= set(_days(day, day + timedelta(days=6)))
-                if progress is not None:
-                    progress("ingested", day)
+            if STEP_CRM in plan.steps:
+                for day in report.days:
+                    if self._ingest_crm(day, ledger, alerter, report):
+                        affected |= self._crm_affected_days(day)
+            if STEP_USAGE in plan.steps:
+                for day, usage in self._ingest_usage_days(report, ledger, alerter, fetch=plan.fetch):
+                    if usage is not None:
+                        targets.add(day)
+                        if usage.changed:
+                            affected |= set(_days(day, day + timedelta(days=6)))
+                    if plan.progress is not None:
+                        plan.progress("ingested", day)
+            else:
+                # from the build step on: every day is a target; the build gate names what is missing
+                targets = set(report.days)
             held = self._volume_checks(report, ledger, alerter)
             self._build(report, ledger, alerter, targets=targets - held, affected=affected - held)
             self._retention_warnings(alerter, report)

@@ -170,3 +170,13 @@ where check_day between cast(:start_day as date) and cast(:end_day as date)
         where q2.check_day = q.check_day and q2.check_name = q.check_name
     )
 order by check_day, check_name;
+
+-- name: latest_step_outcomes
+-- each step's status for a day in the latest run that touched it
+select s.step, s.status
+from ops.run_steps as s
+where s.step_day = cast(:day as date)
+    and s.started_at = (
+        select max(s2.started_at) from ops.run_steps as s2
+        where s2.step_day = s.step_day and s2.step = s.step
+    );
