@@ -7,6 +7,12 @@ process's peak RSS. Run by hand, never by `make test`:
     .venv/bin/python benchmarks/bench_build.py                      # both standard cases, DuckDB
     .venv/bin/python benchmarks/bench_build.py --companies 1000000 --days 8 --case day
     .venv/bin/python benchmarks/bench_build.py --warehouse postgresql://postgres@127.0.0.1/bench
+
+PostgreSQL: the database of the URL is created when it does not exist. Each case starts from an empty
+warehouse, so its schemas (stg, analytics, ops) are dropped first: the database's name must start with
+``bench`` (a scratch database, never a real warehouse). Server settings are the server's own; the figures
+depend much on ``work_mem`` and ``shared_buffers``. Staging is ANALYZEd after it is filled, as autovacuum
+would have done in a warehouse that loads a day at a time.
 """
 
 from __future__ import annotations
@@ -18,11 +24,13 @@ import tempfile
 import time
 from datetime import date, datetime, timedelta
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 from company_activity import transform
 from company_activity.warehouse import Warehouse, connect
 
 START = date(2025, 1, 1)
+STAGING = ("stg.crm_daily", "stg.product_usage_daily", "ops.usage_days")
 
 
 def peak_rss_mb() -> float:
@@ -68,11 +76,40 @@ def timed(label: str, fn: object) -> float:
     return elapsed
 
 
+def is_postgres(url: str) -> bool:
+    return url.startswith(("postgresql://", "postgres://"))
+
+
+def prepare_postgres(url: str) -> None:
+    """Create the benchmark database if needed, and empty it: a scratch database named ``bench*`` only."""
+    import psycopg
+    from psycopg import sql
+
+    parts = urlsplit(url)
+    name = parts.path.lstrip("/")
+    if not name.startswith("bench"):
+        raise SystemExit(
+            f"--warehouse: the benchmark drops the warehouse schemas of its database; give a scratch "
+            f"database whose name starts with 'bench', not {name!r}"
+        )
+    admin = urlunsplit(parts._replace(path="/postgres"))
+    with psycopg.connect(admin, autocommit=True) as con:
+        if con.execute("select 1 from pg_database where datname = %s", (name,)).fetchone() is None:
+            con.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
+            print(f"  created database {name}")
+    with psycopg.connect(url, autocommit=True) as con:
+        con.execute("drop schema if exists stg, analytics, ops cascade")
+
+
 def case(url: str, companies: int, days: int, what: str) -> None:
     print(f"{companies:,} companies x {days} days on {url.split('://')[0] if '://' in url else 'duckdb'}:")
+    if is_postgres(url):
+        prepare_postgres(url)
     wh = connect(url)
     wh.init_schema()
     timed("fill staging", lambda: fill(wh, companies, days))
+    if is_postgres(url):
+        timed("analyze staging", lambda: [wh.execute(f"analyze {t}") for t in STAGING])
     end = START + timedelta(days=days - 1)
 
     def build(s: date, e: date, at: datetime) -> None:

@@ -4,6 +4,12 @@ Paths given to :class:`Lake` are relative to its root and always use ``/``. Raw 
 are written once and never changed; :meth:`Lake.write_bytes` is atomic (a reader sees the whole object or
 nothing): object stores commit a blob in one step, and on a local disk it writes a temporary file and
 renames it.
+
+Azure Blob Storage (``az://container/prefix``, also ``abfs://``) goes through adlfs, with the credentials of
+``AZURE_STORAGE_CONNECTION_STRING``; the container must exist. Folders there are prefixes of blob names.
+Listings are never cached, so a file another process wrote is seen at once. Azure's errors become the
+pipeline's: an unreachable service, a timeout, 408, 429 or 5xx is a TransientError; rejected credentials or
+a missing container a ConfigError naming the lake.
 """
 
 from __future__ import annotations
@@ -73,9 +79,7 @@ class Lake:
         if not self.exists(rel):
             return []
         entries = self._call(self.fs.ls, full, detail=True)
-        return sorted(
-            str(e["name"]).rsplit("/", 1)[-1] for e in entries if e.get("type") != "directory"
-        )
+        return sorted(str(e["name"]).rsplit("/", 1)[-1] for e in entries if e.get("type") != "directory")
 
     # -- writing --------------------------------------------------------------------------------------
     def write_bytes(self, rel: str, data: bytes) -> None:
@@ -110,6 +114,39 @@ class Lake:
             raise
         except (ConnectionError, TimeoutError) as exc:
             raise TransientError(f"lake {self.root_url}: {type(exc).__name__}: {exc}") from exc
+        except Exception as exc:
+            mapped = _azure_error(self.root_url, exc)
+            if mapped is None:
+                raise
+            raise mapped from exc
+
+
+_TRANSIENT_STATUS = {408, 429, 500, 502, 503, 504}
+
+
+def _azure_error(root_url: str, exc: Exception) -> Exception | None:
+    """The pipeline error for an exception of the Azure SDK (or its HTTP client), None for others."""
+    module = type(exc).__module__
+    if not module.startswith(("azure.", "aiohttp")):
+        return None
+    names = {cls.__name__ for cls in type(exc).__mro__}
+    status = getattr(exc, "status_code", None)
+    code = getattr(exc, "error_code", None)
+    first = (str(getattr(exc, "reason", None) or exc).strip().splitlines() or [type(exc).__name__])[0]
+    detail = f"{type(exc).__name__}{f' {status}' if status else ''}{f' {code}' if code else ''}: {first}"
+    if module.startswith("aiohttp") or names & {"ServiceRequestError", "ServiceResponseError"}:
+        return TransientError(f"lake {root_url}: Azure Blob Storage unreachable: {detail}")
+    if status in _TRANSIENT_STATUS:
+        return TransientError(f"lake {root_url}: Azure Blob Storage is busy or failing: {detail}")
+    if "ClientAuthenticationError" in names or status in (401, 403):
+        return ConfigError(
+            f"lake {root_url}: Azure Blob Storage refused the credentials of AZURE_STORAGE_CONNECTION_STRING "
+            f"({detail})"
+        )
+    if code == "ContainerNotFound" or "container does not exist" in str(exc):
+        container = root_url.split("://", 1)[-1].split("/", 1)[0]
+        return ConfigError(f"lake {root_url}: the Azure container {container!r} does not exist; create it")
+    return None
 
 
 def _protocols(fs: Any) -> tuple[str, ...]:
@@ -123,4 +160,7 @@ def open_lake(root: str, *, azure_connection_string: str | None = None) -> Lake:
     if root.startswith(("az://", "abfs://", "abfss://")):
         if azure_connection_string:
             options["connection_string"] = azure_connection_string
+        # no listing cache (another process writes the CRM files) and no instance shared between lakes
+        options["use_listings_cache"] = False
+        options["skip_instance_cache"] = True
     return Lake(root, storage_options=options)

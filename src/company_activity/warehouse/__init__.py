@@ -199,12 +199,12 @@ class Warehouse(ABC):
                 with self.transaction():
                     for statement in step.sql():
                         self.execute(statement)
-                    self.run(
-                        "ops.sql", "set_schema_version", {"version": step.version, "applied_at": _now()}
-                    )
+                    self.run("ops.sql", "set_schema_version", {"version": step.version, "applied_at": _now()})
                 applied.append(step.version)
                 log.info(
-                    "warehouse %s: schema version %d applied (%s)", self.location, step.version,
+                    "warehouse %s: schema version %d applied (%s)",
+                    self.location,
+                    step.version,
                     step.description,
                 )
         return applied

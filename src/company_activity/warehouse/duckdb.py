@@ -9,6 +9,7 @@ dies. The lock file is never deleted (deleting lock files races).
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import fcntl
 import os
@@ -21,7 +22,7 @@ from typing import Any
 import duckdb
 
 from ..errors import ConfigError, WarehouseBusyError, WarehouseError
-from . import Params, Row, Warehouse, _PARAM
+from . import _PARAM, Params, Row, Warehouse
 
 
 class DuckDBWarehouse(Warehouse):
@@ -118,10 +119,8 @@ class DuckDBWarehouse(Warehouse):
         self.con.execute("commit")
 
     def rollback(self) -> None:
-        try:
+        with contextlib.suppress(duckdb.Error):
             self.con.execute("rollback")
-        except duckdb.Error:
-            pass
 
     def close(self) -> None:
         self.con.close()

@@ -1,0 +1,138 @@
+"""Schema versions: created, migrated forward, and a warehouse newer than the code refused untouched."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from company_activity.cli import main
+from company_activity.errors import WarehouseError
+from company_activity.runs import utcnow
+from company_activity.warehouse import SCHEMA_VERSION, connect, migrations
+from company_activity.warehouse.migrations import Migration
+
+from . import pg
+
+pg_server = pg.pg_server
+pg_databases = pg.pg_databases
+new_warehouse_url = pg.new_warehouse_url
+engine = pg.engine
+wh_url = pg.wh_url
+
+V2 = Migration(
+    2,
+    "test: runs remember the host",
+    statements=(
+        "alter table ops.runs add column host varchar",
+        "update ops.runs set host = 'unknown'",
+    ),
+)
+
+
+def versions(url: str) -> list[int]:
+    with connect(url) as wh:
+        return [r[0] for r in wh.execute("select version from ops.schema_version order by version")]
+
+
+def test_migrations_are_numbered_in_order() -> None:
+    assert migrations.latest() == SCHEMA_VERSION == len(migrations.MIGRATIONS)
+    with pytest.raises(RuntimeError, match="numbered 1, 2, 3"):
+        migrations.check([migrations.MIGRATIONS[0], Migration(3, "gap")])
+
+
+def test_init_creates_then_leaves_a_current_warehouse_alone(wh_url: str) -> None:
+    with connect(wh_url) as wh:
+        assert wh.schema_version() is None
+        assert wh.init_schema() == [1]
+        assert wh.init_schema() == []
+        assert wh.schema_version() == 1
+    assert versions(wh_url) == [1]
+
+
+def test_an_older_warehouse_is_migrated_forward(
+    wh_url: str, engine: str, new_warehouse_url: Callable[[str], str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with connect(wh_url) as wh:
+        wh.init_schema()
+        wh.execute(
+            "insert into ops.runs (run_id, command, started_at, status) "
+            "values ('r1', 'run', :t, 'succeeded')",
+            {"t": utcnow()},
+        )
+    monkeypatch.setattr(migrations, "MIGRATIONS", [*migrations.MIGRATIONS, V2])
+    with connect(wh_url) as wh:
+        assert wh.init_schema() == [2]
+        assert wh.execute("select run_id, host from ops.runs") == [("r1", "unknown")]  # data kept
+        assert wh.init_schema() == []
+    assert versions(wh_url) == [1, 2]
+    # a new warehouse gets every step in order
+    with connect(new_warehouse_url(engine)) as wh:
+        assert wh.init_schema() == [1, 2]
+        assert wh.execute("select count(*) from ops.runs where host is null") == [(0,)]
+
+
+def test_a_failing_migration_leaves_the_previous_version(
+    wh_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with connect(wh_url) as wh:
+        wh.init_schema()
+    broken = Migration(
+        2,
+        "broken",
+        statements=("alter table ops.runs add column host varchar", "select * from ops.no_such_table"),
+    )
+    monkeypatch.setattr(migrations, "MIGRATIONS", [*migrations.MIGRATIONS, broken])
+    with connect(wh_url) as wh, pytest.raises(Exception, match="no_such_table"):
+        wh.init_schema()
+    with connect(wh_url) as wh:
+        assert wh.schema_version() == 1
+        columns = wh.execute(
+            "select column_name from information_schema.columns "
+            "where table_schema = 'ops' and table_name = 'runs' and column_name = 'host'"
+        )
+        assert columns == []  # the first statement of the failed migration was rolled back
+
+
+def test_a_newer_warehouse_is_refused_untouched(wh_url: str, tmp_path: Path) -> None:
+    with connect(wh_url) as wh:
+        wh.init_schema()
+        wh.run("ops.sql", "set_schema_version", {"version": SCHEMA_VERSION + 1, "applied_at": utcnow()})
+        before = wh.execute(
+            "select table_schema, table_name from information_schema.tables "
+            "where table_schema in ('stg', 'analytics', 'ops') order by 1, 2"
+        )
+    with connect(wh_url) as wh, pytest.raises(WarehouseError) as err:
+        wh.init_schema()
+    message = str(err.value)
+    assert f"has schema version {SCHEMA_VERSION + 1}, newer than this release" in message
+    assert f"(version {SCHEMA_VERSION})" in message and "left untouched" in message
+    env = {
+        "COMPANY_ACTIVITY_WAREHOUSE": wh_url,
+        "COMPANY_ACTIVITY_LAKE": str(tmp_path / "lake"),
+        "COMPANY_ACTIVITY_API_URL": "http://127.0.0.1:9",
+    }
+    for args in (["init"], ["run", "--date", "2020-01-01"]):
+        result = CliRunner().invoke(main, args, env=env)
+        assert result.exit_code == 1, result.output
+        assert "newer than this release" in result.output
+    with connect(wh_url) as wh:
+        assert wh.execute("select max(version), count(*) from ops.schema_version") == [
+            (SCHEMA_VERSION + 1, 2)
+        ]
+        assert wh.execute("select count(*) from ops.runs") == [(0,)]
+        after = wh.execute(
+            "select table_schema, table_name from information_schema.tables "
+            "where table_schema in ('stg', 'analytics', 'ops') order by 1, 2"
+        )
+    assert after == before
+
+
+def test_init_command_creates_the_warehouse(wh_url: str, tmp_path: Path) -> None:
+    env = {"COMPANY_ACTIVITY_WAREHOUSE": wh_url, "COMPANY_ACTIVITY_LAKE": str(tmp_path / "lake")}
+    result = CliRunner().invoke(main, ["init"], env=env)
+    assert result.exit_code == 0, result.output
+    assert "is ready" in result.output
+    assert versions(wh_url) == [1]
