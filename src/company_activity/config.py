@@ -69,6 +69,12 @@ class Settings(BaseSettings):
     retention_warning_days: int = Field(default=3, ge=0)
     missing_crm_warn_fraction: float = Field(default=0.05, ge=0, le=1)
     lock_timeout: float = Field(default=60.0, ge=0)
+    duckdb_memory_limit: str | None = Field(
+        default=None, description="DuckDB memory limit such as 3GB (default: DuckDB's, 80% of RAM)"
+    )
+
+    # the long-running scheduler (`company-activity schedule`); validated by company_activity.scheduler
+    schedule_cron: str = Field(default="0 0 * * *", description="crontab expression, evaluated in UTC")
 
     # alerting
     teams_webhook_url: SecretStr | None = None

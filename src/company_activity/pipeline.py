@@ -8,7 +8,6 @@ not stop (2); (3) runs for D only when (2) succeeded. Every failure is alerted a
 from __future__ import annotations
 
 import contextvars
-import hashlib
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -18,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from . import transform
+from . import ingest, transform
 from .alerts import Alert, Alerter, AlertSink
 from .alerts.factory import sinks_from_settings
 from .config import Settings
@@ -26,6 +25,7 @@ from .errors import (
     ApiUnavailable,
     BuildGateError,
     ConfigError,
+    CredentialsRejected,
     CrmFileError,
     DateNotAvailable,
     DateNotFinal,
@@ -37,7 +37,7 @@ from .monitoring import record_volume_checks, recovery_alert, volume_checks
 from .quality import CheckResult
 from .runs import Ledger, StepOutcome, new_run_id, utcnow
 from .sources.crm import CrmBadRowsError, CrmParseResult, parse_crm_csv, quarantine_csv
-from .sources.usage_api import RetryPolicy, UsageApiClient, parse_usage_page
+from .sources.usage_api import RetryPolicy, UsageApiClient
 from .storage import Lake, open_lake
 from .warehouse import Warehouse, connect
 
@@ -107,7 +107,11 @@ class Pipeline:
         sinks: Sequence[AlertSink] | None = None,
     ):
         self.settings = settings
-        self.wh = warehouse or connect(settings.warehouse, lock_timeout=settings.lock_timeout)
+        self.wh = warehouse or connect(
+            settings.warehouse,
+            lock_timeout=settings.lock_timeout,
+            duckdb_memory_limit=settings.duckdb_memory_limit,
+        )
         self.wh.init_schema()
         self.lake = lake or open_lake(
             settings.lake,
@@ -470,24 +474,40 @@ class Pipeline:
 
         Days are fetched concurrently (``api_concurrency`` at once, all under the client's one rate limit;
         the pages of one day follow its cursor one after another) while this thread loads staging in day
-        order as each day's raw run completes.
+        order as each day's raw run completes. A fetched day that is never loaded (the caller stopped
+        early) has its spool deleted.
         """
         days = report.days
         if not days:
             return
         starts = {day: ledger.step_started(STEP_USAGE, day) for day in days}
+        if fetch == self._land_raw:
+            # made here, once: the lazy property is not thread-safe, and every fetching thread must share
+            # one client (one token, one rate limiter, one retry budget)
+            _ = self.client
         workers = max(1, min(self.settings.api_concurrency, len(days)))
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fetch") as pool:
-            futures = {
-                day: pool.submit(contextvars.copy_context().run, _fetch_in_context, fetch, day, report.run_id)
-                for day in days
-            }
-            try:
+        futures: dict[date, Future[tuple[str, dict[str, Any]]]] = {}
+        consumed: set[date] = set()
+        try:
+            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fetch") as pool:
                 for day in days:
-                    yield day, self._finish_usage(day, futures[day], starts[day], ledger, alerter, report)
-            finally:
-                for future in futures.values():
-                    future.cancel()
+                    futures[day] = pool.submit(
+                        contextvars.copy_context().run, _fetch_in_context, fetch, day, report.run_id
+                    )
+                try:
+                    for day in days:
+                        consumed.add(day)
+                        yield day, self._finish_usage(day, futures[day], starts[day], ledger, alerter, report)
+                finally:
+                    for future in futures.values():
+                        future.cancel()
+        finally:
+            for day, future in futures.items():
+                if day in consumed or not future.done() or future.cancelled() or future.exception():
+                    continue
+                staged = ingest.staged_of(future.result()[1])
+                if staged is not None:
+                    staged.discard()
 
     def _finish_usage(
         self,
@@ -513,7 +533,13 @@ class Pipeline:
             return None
         except PipelineError as exc:
             self._mark_usage(day, "failed", str(exc))
-            title = "API unavailable" if isinstance(exc, ApiUnavailable) else "step failure"
+            title = (
+                "API unavailable"
+                if isinstance(exc, ApiUnavailable)
+                else "credentials rejected"
+                if isinstance(exc, CredentialsRejected)
+                else "step failure"
+            )
             self._fail(
                 report,
                 ledger,
@@ -524,7 +550,7 @@ class Pipeline:
                 title=title,
             )
             return None
-        note = f"schema drift: new field(s) {', '.join(load.drift)}" if load.drift else None
+        note = f"schema drift: unlisted field(s) {'; '.join(load.drift)}" if load.drift else None
         outcome = StepOutcome(
             STEP_USAGE, day, "warning" if note else "succeeded", rows_loaded=load.records, message=note
         )
@@ -546,102 +572,119 @@ class Pipeline:
         )
 
     def _land_raw(self, day: date, run_id: str) -> tuple[str, dict[str, Any]]:
-        """Fetch every page of ``day`` into the lake, then write the manifest (last)."""
+        """Fetch every page of ``day`` into the lake, then write the manifest (last).
+
+        Pages are written, checksummed and validated by a writer thread while the next one is fetched
+        (:class:`~company_activity.ingest.RawLanding`); their records are spooled locally for the load.
+        A failure (or a kill) before the end leaves the pages written so far without a manifest.
+        """
         prefix = f"raw/product_usage/date={day.isoformat()}/run={run_id}"
         started = datetime.now(UTC)
-        pages: list[dict[str, Any]] = []
-        records = 0
-        for page in self.client.fetch_day(day):
-            name = f"page-{page.number:05d}.json"
-            self.lake.write_bytes(f"{prefix}/{name}", page.body)
-            pages.append(
-                {
-                    "file": name,
-                    "sha256": hashlib.sha256(page.body).hexdigest(),
-                    "bytes": len(page.body),
-                    "records": page.record_count,
-                    "cursor": page.cursor,
-                    "next_cursor": page.next_cursor,
-                    "fetched_at": page.fetched_at.isoformat(),
-                }
-            )
-            records += page.record_count
-        manifest: dict[str, Any] = {
-            "date": day.isoformat(),
-            "run_id": run_id,
-            "pages": pages,
-            "page_count": len(pages),
-            "record_count": records,
-            "request": {
-                "endpoint": "/v1/usage/daily",
+        landing = ingest.RawLanding(self.lake, prefix, day)
+        try:
+            for page in self.client.fetch_day(day):
+                landing.add(page)
+            pages, staged = landing.finish()
+        except BaseException:
+            landing.abort()
+            raise
+        manifest = ingest.Manifest(
+            {
                 "date": day.isoformat(),
-                "limit": self.settings.api_page_size,
-            },
-            "started_at": started.isoformat(),
-            "finished_at": datetime.now(UTC).isoformat(),
-        }
-        self.lake.write_bytes(f"{prefix}/_manifest.json", orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
+                "run_id": run_id,
+                "pages": pages,
+                "page_count": len(pages),
+                "record_count": sum(int(p["records"]) for p in pages),
+                "request": {
+                    "endpoint": "/v1/usage/daily",
+                    "date": day.isoformat(),
+                    "limit": self.settings.api_page_size,
+                },
+                "started_at": started.isoformat(),
+                "finished_at": datetime.now(UTC).isoformat(),
+            }
+        )
+        try:
+            self.lake.write_bytes(
+                f"{prefix}/_manifest.json", orjson.dumps(dict(manifest), option=orjson.OPT_INDENT_2)
+            )
+        except BaseException:
+            staged.discard()
+            raise
+        manifest.staged = staged
         return prefix, manifest
 
     def _load_usage(self, day: date, prefix: str, manifest: dict[str, Any]) -> _UsageLoad:
-        """Load staging for ``day`` from a complete raw run, in one transaction."""
-        drift: set[str] = set()
+        """Load staging for ``day`` from a complete raw run, in one transaction.
 
-        def rows() -> Iterator[tuple[str, int, int]]:
-            for page in manifest["pages"]:
-                rel = f"{prefix}/{page['file']}"
-                body = self.lake.read_bytes(rel)
-                if hashlib.sha256(body).hexdigest() != page["sha256"]:
-                    raise UsageDataError(
-                        f"raw page {self.lake.url(rel)} does not match its manifest checksum"
-                    )
-                parsed = parse_usage_page(body, day=day, source=self.lake.url(rel))
-                drift.update(parsed.extra_fields)
-                yield from parsed.records
-
-        now = utcnow()
-        with self.wh.transaction():
-            previous = self.wh.execute(
-                "select status from ops.usage_days where activity_date = cast(:day as date)", {"day": day}
-            )
-            self.wh.run("staging.sql", "usage_load_create")
-            self.wh.bulk_insert("usage_load", ["company_id", "active_users", "events"], rows())
-            conflicts = self.wh.run("staging.sql", "usage_load_conflicts")
-            if conflicts:
-                ids = ", ".join(str(r[0]) for r in conflicts)
+        The records come from the spool the landing made, or else are staged from the lake (checksums
+        verified). A record that breaks the contract or two different records for one company fail the
+        day: nothing of it enters staging, and its raw pages stay for inspection.
+        """
+        staged = ingest.staged_of(manifest)
+        if staged is None:
+            staged = ingest.stage_from_lake(self.lake, prefix, manifest, day)
+        try:
+            if staged.error is not None:
                 raise UsageDataError(
-                    f"usage for {day.isoformat()} has different records for one company ({ids}); "
-                    f"raw pages kept at {self.lake.url(prefix)}"
+                    f"usage for {day.isoformat()} breaks the API contract: {staged.error}; "
+                    f"nothing of the day was loaded; raw pages kept at {self.lake.url(prefix)}"
                 )
-            diff = int(self.wh.scalar("staging.sql", "usage_load_changed", {"day": day}) or 0)
-            raw_run_id = str(manifest["run_id"])
-            self.wh.run(
-                "staging.sql", "usage_replace_day", {"day": day, "raw_run_id": raw_run_id, "loaded_at": now}
-            )
-            self.wh.run("staging.sql", "usage_load_drop")
-            count = self.wh.execute(
-                "select count(*) from stg.product_usage_daily where activity_date = cast(:day as date)",
-                {"day": day},
-            )[0][0]
-            self.wh.run(
-                "ops.sql",
-                "usage_day_upsert",
-                {
-                    "day": day,
-                    "status": "complete",
-                    "raw_run_id": raw_run_id,
-                    "record_count": count,
-                    "page_count": manifest["page_count"],
-                    "schema_drift": ",".join(sorted(drift)) or None,
-                    "completed_at": now,
-                    "updated_at": now,
-                    "last_error": None,
-                },
-            )
-        was_complete = bool(previous) and previous[0][0] == "complete"
-        return _UsageLoad(
-            int(count), int(manifest["page_count"]), diff > 0 or not was_complete, sorted(drift)
-        )
+            drift = sorted(staged.drift)
+            now = utcnow()
+            with self.wh.transaction():
+                previous = self.wh.execute(
+                    "select status from ops.usage_days where activity_date = cast(:day as date)",
+                    {"day": day},
+                )
+                self.wh.run("staging.sql", "usage_load_create")
+                ingest.load_staged(self.wh, staged)
+                conflicts = self.wh.run("staging.sql", "usage_load_conflicts")
+                if conflicts:
+                    ids = ", ".join(str(r[0]) for r in conflicts)
+                    raise UsageDataError(
+                        f"usage for {day.isoformat()} has different records for one company ({ids}); "
+                        f"nothing of the day was loaded; raw pages kept at {self.lake.url(prefix)}"
+                    )
+                was_complete = bool(previous) and previous[0][0] == "complete"
+                # a day loaded for the first time is a change whatever it holds: no need to compare
+                changed = not was_complete or bool(
+                    self.wh.scalar("staging.sql", "usage_load_changed", {"day": day})
+                )
+                raw_run_id = str(manifest["run_id"])
+                self.wh.run(
+                    "staging.sql",
+                    "usage_replace_day",
+                    {"day": day, "raw_run_id": raw_run_id, "loaded_at": now},
+                )
+                self.wh.run("staging.sql", "usage_load_drop")
+                count = self.wh.execute(
+                    "select count(*) from stg.product_usage_daily where activity_date = cast(:day as date)",
+                    {"day": day},
+                )[0][0]
+                first_seen = ingest.drift_first_seen(self.wh, day, drift)
+                self.wh.run(
+                    "ops.sql",
+                    "usage_day_upsert",
+                    {
+                        "day": day,
+                        "status": "complete",
+                        "raw_run_id": raw_run_id,
+                        "record_count": count,
+                        "page_count": manifest["page_count"],
+                        "schema_drift": ",".join(drift) or None,
+                        "completed_at": now,
+                        "updated_at": now,
+                        "last_error": None,
+                    },
+                )
+        finally:
+            staged.discard()
+        notes = [
+            f"{name} (first seen {first_seen[name].isoformat()}; here from {staged.drift[name]})"
+            for name in drift
+        ]
+        return _UsageLoad(int(count), int(manifest["page_count"]), changed, notes)
 
     def _mark_usage(self, day: date, status: str, error: str | None) -> None:
         with self.wh.transaction():

@@ -1,5 +1,12 @@
 -- The warehouse schema: raw -> stg -> analytics, with ops.* recording every run and day.
 -- One dialect: DuckDB and PostgreSQL both run this file as it is. Idempotent.
+--
+-- The keys of the three large tables (stg.crm_daily, stg.product_usage_daily,
+-- analytics.company_daily_activity) are unique indexes in keys.sql, created where an index pays for
+-- itself (PostgreSQL). DuckDB keeps them by construction instead: its ART indexes must fit in memory and
+-- slow every bulk load, while the loads here already guarantee the key (CRM duplicates are quarantined,
+-- usage conflicts fail the day and identical repeats collapse) and the build's blocking grain_unique
+-- check verifies it before publishing.
 
 create schema if not exists stg;
 create schema if not exists analytics;
@@ -16,8 +23,7 @@ create table if not exists stg.crm_daily (
     source_file      varchar     not null,
     source_line      integer     not null,
     loaded_at        timestamp   not null,
-    run_id           varchar     not null,
-    primary key (snapshot_date, company_id)
+    run_id           varchar     not null
 );
 
 -- the product-usage API's daily aggregates, loaded from a complete raw run
@@ -27,8 +33,7 @@ create table if not exists stg.product_usage_daily (
     active_users     integer     not null,
     events           integer     not null,
     raw_run_id       varchar     not null,
-    loaded_at        timestamp   not null,
-    primary key (activity_date, company_id)
+    loaded_at        timestamp   not null
 );
 
 -- one row per company per UTC day: see shared/specs/company-daily-activity.md
@@ -43,8 +48,7 @@ create table if not exists analytics.company_daily_activity (
     events             integer     not null,
     "7d_active_users"  integer     not null,
     is_churn_risk      boolean     not null,
-    record_loaded_at   timestamp   not null,
-    primary key (activity_date, company_id)
+    record_loaded_at   timestamp   not null
 );
 
 create table if not exists ops.schema_version (

@@ -52,6 +52,8 @@ class Warehouse(ABC):
 
     dialect: str
     location: str
+    #: whether the large tables' keys are unique indexes (keys.sql); see create_tables.sql
+    key_indexes: bool = True
     #: how long :meth:`init_schema` waits for the run lock when it has to create or migrate the schema
     lock_timeout: float = 60.0
 
@@ -197,7 +199,7 @@ class Warehouse(ABC):
             self._refuse_newer(current, target)
             for step in migrations.pending(current):
                 with self.transaction():
-                    for statement in step.sql():
+                    for statement in step.sql(key_indexes=self.key_indexes):
                         self.execute(statement)
                     self.run("ops.sql", "set_schema_version", {"version": step.version, "applied_at": _now()})
                 applied.append(step.version)
@@ -256,7 +258,7 @@ def _test_pause(point: str) -> None:
         time.sleep(0.02)
 
 
-def connect(url: str, *, lock_timeout: float = 60.0) -> Warehouse:
+def connect(url: str, *, lock_timeout: float = 60.0, duckdb_memory_limit: str | None = None) -> Warehouse:
     """Open the warehouse named by ``COMPANY_ACTIVITY_WAREHOUSE``."""
     if url.startswith(("postgresql://", "postgres://")):
         try:
@@ -275,4 +277,4 @@ def connect(url: str, *, lock_timeout: float = 60.0) -> Warehouse:
         )
     from .duckdb import DuckDBWarehouse
 
-    return DuckDBWarehouse(path, lock_timeout=lock_timeout)
+    return DuckDBWarehouse(path, lock_timeout=lock_timeout, memory_limit=duckdb_memory_limit)

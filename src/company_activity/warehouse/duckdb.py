@@ -27,8 +27,9 @@ from . import _PARAM, Params, Row, Warehouse
 
 class DuckDBWarehouse(Warehouse):
     dialect = "duckdb"
+    key_indexes = False  # ART indexes must fit in memory and slow bulk loads; keys hold by construction
 
-    def __init__(self, path: str, *, lock_timeout: float = 60.0):
+    def __init__(self, path: str, *, lock_timeout: float = 60.0, memory_limit: str | None = None):
         self.location = path
         self.lock_timeout = lock_timeout
         parent = os.path.dirname(os.path.abspath(path))
@@ -36,10 +37,13 @@ class DuckDBWarehouse(Warehouse):
             os.makedirs(parent, exist_ok=True)
         except OSError as exc:
             raise ConfigError(f"COMPANY_ACTIVITY_WAREHOUSE: cannot create folder {parent}: {exc}") from None
+        config: dict[str, str | bool | int | float | list[str]] = (
+            {"memory_limit": _memory_size(memory_limit)} if memory_limit else {}
+        )
         deadline = time.monotonic() + lock_timeout
         while True:
             try:
-                self.con = duckdb.connect(path)
+                self.con = duckdb.connect(path, config=config)
                 break
             except duckdb.IOException as exc:
                 if "lock" not in str(exc).lower():
@@ -50,6 +54,8 @@ class DuckDBWarehouse(Warehouse):
                     raise WarehouseBusyError(self.busy_message(lock_timeout, holder)) from None
                 time.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
         self.con.execute("set timezone = 'UTC'")
+        # inserts need not keep their input order: less memory and parallel writes for the big loads
+        self.con.execute("set preserve_insertion_order = false")
 
     def _execute(self, statement: str, params: Params) -> list[Row] | None:
         sql = _PARAM.sub(r"$\1", statement)
@@ -124,3 +130,10 @@ class DuckDBWarehouse(Warehouse):
 
     def close(self) -> None:
         self.con.close()
+
+
+def _memory_size(value: str) -> str:
+    """A DuckDB memory size such as ``3GB`` or ``512MB``; anything else is a ConfigError."""
+    if not re.fullmatch(r"\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)", value.strip(), re.IGNORECASE):
+        raise ConfigError(f"COMPANY_ACTIVITY_DUCKDB_MEMORY_LIMIT={value!r} is not a size like 3GB or 512MB")
+    return value.strip()

@@ -30,18 +30,23 @@ class Migration:
     description: str
     sql_file: str | None = None
     statements: tuple[str, ...] = ()
+    index_file: str | None = None  # unique indexes, run only where the warehouse keeps key indexes
 
-    def sql(self) -> list[str]:
-        """The statements of this migration, in order."""
+    def sql(self, *, key_indexes: bool = True) -> list[str]:
+        """The statements of this migration, in order (``key_indexes``: include ``index_file``)."""
         out: list[str] = []
         if self.sql_file is not None:
             out.extend(sqlfiles.split_statements(sqlfiles.text(self.sql_file)))
         out.extend(self.statements)
+        if key_indexes and self.index_file is not None:
+            out.extend(sqlfiles.split_statements(sqlfiles.text(self.index_file)))
         return out
 
 
 MIGRATIONS: list[Migration] = [
-    Migration(1, "initial schema: stg, analytics and ops", sql_file="create_tables.sql"),
+    Migration(
+        1, "initial schema: stg, analytics and ops", sql_file="create_tables.sql", index_file="keys.sql"
+    ),
 ]
 
 
