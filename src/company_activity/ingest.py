@@ -1,0 +1,284 @@
+"""Usage ingestion helpers: raw pages to the lake as they arrive, validated once, spooled, bulk-loaded.
+
+:meth:`Pipeline._land_raw <company_activity.pipeline.Pipeline._land_raw>` hands each page of a day to a
+:class:`RawLanding`. Its writer thread writes the page to the lake exactly as received, computes its
+checksum and validates its records against the contract while the fetching thread already waits for the
+next page. The validated records go to a local spool file (CSV, a page at a time), so memory does not grow
+with the number of pages. When the last page is durable, the manifest is written
+(last), and the day's :class:`StagedDay` travels with it (:class:`Manifest`) to ``_load_usage``, which
+bulk-loads the spool into staging in one transaction (:func:`load_staged`): DuckDB reads the spool file
+itself, with no Python per record; other engines get the rows streamed to their bulk load.
+
+A manifest without a spool (``replay``, or a raw run of an earlier process) is staged from the lake
+(:func:`stage_from_lake`): each page is read back, its checksum verified against the manifest, validated.
+
+A record that breaks the contract does not stop the landing (the raw run is completed, with its manifest,
+for inspection and replay); it is kept as :attr:`StagedDay.error` and the load refuses the day.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import csv
+import hashlib
+import os
+import queue
+import tempfile
+import threading
+from collections.abc import Iterator
+from datetime import date
+from typing import IO, Any
+
+import orjson
+
+from .errors import UsageDataError
+from .sources.usage_api import Page, parse_usage_doc
+from .storage import Lake
+from .warehouse import Warehouse
+
+__all__ = [
+    "INT_MAX",
+    "Manifest",
+    "RawLanding",
+    "StagedDay",
+    "drift_first_seen",
+    "load_staged",
+    "stage_from_lake",
+    "staged_of",
+]
+
+#: the staging columns ``active_users`` and ``events`` are INTEGER
+INT_MAX = 2**31 - 1
+
+#: pages waiting for the writer thread at most (bounds memory while the lake is slower than the API)
+QUEUE_DEPTH = 8
+
+_COLUMNS = ["company_id", "active_users", "events"]
+
+# The spool is CSV: '"<company_id>",<active_users>,<events>' per record, the id quoted with '"' doubled.
+_CSV_LINE = '"{}",{},{}\n'.format
+# DuckDB reads the spool itself (a CSV scan uses far less memory than a JSON one).
+_DUCKDB_LOAD = (
+    "insert into usage_load (company_id, active_users, events) "
+    "select company_id, active_users, events from read_csv(:path, header = false, auto_detect = false, "
+    "delim = ',', quote = '\"', escape = '\"', new_line = '\\n', "
+    "columns = {'company_id': 'VARCHAR', 'active_users': 'BIGINT', 'events': 'BIGINT'})"
+)
+
+
+class StagedDay:
+    """The validated records of one day's raw run, spooled to a local file until staging loads them."""
+
+    def __init__(self, day: date) -> None:
+        self.day = day
+        self.records = 0  # records spooled (repeats included)
+        #: extra field -> where it first appears in this raw run ("page-00001.json record 0")
+        self.drift: dict[str, str] = {}
+        #: the first contract violation; when set, the day must not be loaded
+        self.error: UsageDataError | None = None
+        self._path: str | None = None
+        self._fh: IO[bytes] | None = None
+
+    @property
+    def path(self) -> str | None:
+        """The spool file (None when no record was spooled)."""
+        return self._path
+
+    def add(self, name: str, source: str, *, doc: Any = None, body: bytes | None = None) -> None:
+        """Validate one page (decoded ``doc``, or its raw ``body``) and spool its records."""
+        if self.error is not None:
+            return  # the day is refused already; the rest is landed for inspection only
+        try:
+            if doc is None:
+                try:
+                    doc = orjson.loads(body or b"")
+                except orjson.JSONDecodeError as exc:
+                    raise UsageDataError(f"{source}: the body is not valid JSON ({exc})") from None
+            parsed = parse_usage_doc(doc, day=self.day, source=source)
+            for column, values in (("active_users", parsed.active_users), ("events", parsed.events)):
+                if values and max(values) > INT_MAX:
+                    index = next(i for i, v in enumerate(values) if v > INT_MAX)
+                    raise UsageDataError(
+                        f"{source}: record {index} (company_id {parsed.company_ids[index]!r}): field "
+                        f"{column!r} is {values[index]}, more than the warehouse's INTEGER columns hold "
+                        f"({INT_MAX})"
+                    )
+        except UsageDataError as exc:
+            self.error = exc
+            self.discard()
+            return
+        for field in sorted(parsed.extra_fields):
+            self.drift.setdefault(field, f"{name} record {parsed.first_extra.get(field, 0)}")
+        if not len(parsed):
+            return
+        if self._fh is None:
+            fd, self._path = tempfile.mkstemp(prefix=f"company-activity-usage-{self.day}-", suffix=".csv")
+            self._fh = os.fdopen(fd, "wb")
+        ids = parsed.company_ids
+        if '"' in "".join(ids):
+            ids = [cid.replace('"', '""') for cid in ids]
+        # every id quoted (commas, newlines and spaces are then data), counts bare: one C-level pass
+        self._fh.write("".join(map(_CSV_LINE, ids, parsed.active_users, parsed.events)).encode())
+        self.records += len(parsed)
+
+    def close(self) -> None:
+        """Finish writing the spool (it can be loaded from now on)."""
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+
+    def rows(self) -> Iterator[tuple[str, int, int]]:
+        """The spooled records, ``(company_id, active_users, events)``, streamed from the file."""
+        self.close()
+        if self._path is None:
+            return
+        with open(self._path, encoding="utf-8", newline="") as fh:
+            for cid, users, events in csv.reader(fh, strict=True):
+                yield cid, int(users), int(events)
+
+    def discard(self) -> None:
+        """Delete the spool. Safe to call twice."""
+        if self._fh is not None:
+            with contextlib.suppress(OSError):
+                self._fh.close()
+            self._fh = None
+        if self._path is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self._path)
+            self._path = None
+
+
+class Manifest(dict[str, Any]):
+    """A raw run's manifest as written to the lake, carrying its :class:`StagedDay` (never serialised)."""
+
+    staged: StagedDay | None = None
+
+
+def staged_of(manifest: dict[str, Any]) -> StagedDay | None:
+    """The spool that came with ``manifest`` from the landing, if any."""
+    return manifest.staged if isinstance(manifest, Manifest) else None
+
+
+class RawLanding:
+    """Writes the pages of one raw run to the lake in a writer thread, and stages their records.
+
+    ``add`` queues a page (blocking when :data:`QUEUE_DEPTH` pages wait, so memory stays bounded) and
+    re-raises a failure of the writer (the lake refusing a write) at once. ``finish`` waits until every
+    page is written and returns the manifest's page entries and the :class:`StagedDay`; ``abort`` stops
+    and deletes the spool. Pages written before an abort stay in the lake: without a manifest, nothing
+    ever reads them.
+    """
+
+    def __init__(self, lake: Lake, prefix: str, day: date) -> None:
+        self.lake = lake
+        self.prefix = prefix
+        self.staged = StagedDay(day)
+        self.entries: list[dict[str, Any]] = []
+        self._queue: queue.Queue[Page | None] = queue.Queue(maxsize=QUEUE_DEPTH)
+        self._failure: BaseException | None = None
+        self._stopped = False
+        context = contextvars.copy_context()  # the log context (run, day, step) of the fetching thread
+        self._thread = threading.Thread(
+            target=context.run, args=(self._work,), name=f"land-{day.isoformat()}", daemon=True
+        )
+        self._thread.start()
+
+    def add(self, page: Page) -> None:
+        if self._failure is not None:
+            raise self._failure
+        self._queue.put(page)
+
+    def finish(self) -> tuple[list[dict[str, Any]], StagedDay]:
+        self._stop()
+        if self._failure is not None:
+            self.staged.discard()
+            raise self._failure
+        self.staged.close()
+        return self.entries, self.staged
+
+    def abort(self) -> None:
+        self._stop()
+        self.staged.discard()
+
+    def _stop(self) -> None:
+        if not self._stopped:
+            self._stopped = True
+            self._queue.put(None)
+            self._thread.join()
+
+    def _work(self) -> None:
+        while True:
+            page = self._queue.get()
+            if page is None:
+                return
+            if self._failure is not None:
+                continue  # drain, so that add() never blocks on a dead writer
+            try:
+                self._land(page)
+            except BaseException as exc:  # handed to the fetching thread by add() / finish()
+                self._failure = exc
+
+    def _land(self, page: Page) -> None:
+        name = f"page-{page.number:05d}.json"
+        rel = f"{self.prefix}/{name}"
+        self.lake.write_bytes(rel, page.body)
+        self.entries.append(
+            {
+                "file": name,
+                "sha256": hashlib.sha256(page.body).hexdigest(),
+                "bytes": len(page.body),
+                "records": page.record_count,
+                "cursor": page.cursor,
+                "next_cursor": page.next_cursor,
+                "fetched_at": page.fetched_at.isoformat(),
+            }
+        )
+        self.staged.add(name, self.lake.url(rel), doc=page.doc, body=page.body)
+
+
+def stage_from_lake(lake: Lake, prefix: str, manifest: dict[str, Any], day: date) -> StagedDay:
+    """Stage a complete raw run from the lake: read each page, verify its checksum, validate it."""
+    staged = StagedDay(day)
+    try:
+        for page in manifest["pages"]:
+            rel = f"{prefix}/{page['file']}"
+            body = lake.read_bytes(rel)
+            if hashlib.sha256(body).hexdigest() != page["sha256"]:
+                raise UsageDataError(f"raw page {lake.url(rel)} does not match its manifest checksum")
+            staged.add(str(page["file"]), lake.url(rel), body=body)
+            if staged.error is not None:
+                break
+        staged.close()
+    except BaseException:
+        staged.discard()
+        raise
+    return staged
+
+
+def load_staged(wh: Warehouse, staged: StagedDay) -> None:
+    """Append the staged records to the temporary table ``usage_load`` (inside the caller's transaction)."""
+    if staged.records == 0 or staged.path is None:
+        return
+    staged.close()
+    if wh.dialect == "duckdb":
+        wh.execute(_DUCKDB_LOAD, {"path": staged.path})
+    else:
+        wh.bulk_insert("usage_load", _COLUMNS, staged.rows())
+
+
+def drift_first_seen(wh: Warehouse, day: date, fields: list[str]) -> dict[str, date]:
+    """For each extra field, the first day it was recorded as schema drift (``day`` at the latest)."""
+    first = dict.fromkeys(fields, day)
+    if not fields:
+        return first
+    rows = wh.execute(
+        "select activity_date, schema_drift from ops.usage_days "
+        "where schema_drift is not null and activity_date <> cast(:day as date)",
+        {"day": day},
+    )
+    for seen, text in rows:
+        for field in str(text).split(","):
+            if field in first and seen < first[field]:
+                first[field] = seen
+    return first
