@@ -304,7 +304,19 @@ def init(ctx: click.Context) -> None:
         COMPANY_ACTIVITY_WAREHOUSE=./data/warehouse.duckdb company-activity init
     """
     with _errors(), _pipeline(ctx) as pipeline:
-        click.echo(f"warehouse {pipeline.wh.location} ({pipeline.wh.dialect}) is ready")
+        version = pipeline.wh.schema_version()
+        applied = pipeline.schema_applied
+        how = (
+            "current"
+            if not applied
+            else "created"
+            if applied[0] == 1
+            else f"migrated from version {applied[0] - 1}"
+        )
+        click.echo(
+            f"warehouse {pipeline.wh.location} ({pipeline.wh.dialect}) is ready "
+            f"(schema version {version}: {how})"
+        )
 
 
 @main.command()
@@ -345,3 +357,7 @@ def demo(ctx: click.Context, folder: str, days: int, companies: int, seed: int) 
 
 
 main.add_command(simulate_api)
+
+from .scheduler import schedule  # noqa: E402 - registered last; scheduler.py imports cli lazily
+
+main.add_command(schedule)

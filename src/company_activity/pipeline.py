@@ -112,7 +112,7 @@ class Pipeline:
             lock_timeout=settings.lock_timeout,
             duckdb_memory_limit=settings.duckdb_memory_limit,
         )
-        self.wh.init_schema()
+        self.schema_applied: list[int] = self.wh.init_schema()
         self.lake = lake or open_lake(
             settings.lake,
             azure_connection_string=(

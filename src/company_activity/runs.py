@@ -38,7 +38,9 @@ class Ledger:
         self.run_id = run_id
 
     def start_run(self, command: str) -> None:
+        """Record the run (the caller holds the warehouse lock); runs that died are marked failed."""
         with self.wh.transaction():
+            self.wh.run("ops.sql", "interrupt_running", {"run_id": self.run_id, "now": utcnow()})
             self.wh.run(
                 "ops.sql",
                 "run_start",

@@ -180,3 +180,16 @@ where s.step_day = cast(:day as date)
         select max(s2.started_at) from ops.run_steps as s2
         where s2.step_day = s.step_day and s2.step = s.step
     );
+
+-- name: interrupt_running
+-- runs and steps left "running" by a process that died (killed, power loss): every writer holds the
+-- warehouse lock, so whoever holds it now knows no other run is alive
+update ops.runs
+set status = 'failed', finished_at = cast(:now as timestamp),
+    message = 'interrupted: the process ended without finishing'
+where status = 'running' and run_id <> :run_id;
+
+update ops.run_steps
+set status = 'failed', finished_at = cast(:now as timestamp),
+    message = 'interrupted: the process ended without finishing'
+where status = 'running' and run_id <> :run_id;
