@@ -80,11 +80,6 @@ def test_sigkill_in_each_step_leaves_it_undone_and_the_next_run_completes_it(
         assert statuses == [("failed", 3), ("succeeded", 2)]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="pipeline gap: the rebuild of D+1..D+6 that changed usage of D triggers is not recorded before "
-    "the build, so a crash between the usage load and the build loses it (the next run sees no change)",
-)
 def test_sigkill_in_a_rebuild_of_changed_usage_is_completed_by_the_next_run(
     tmp_path: Path, sim: SimulatorServer
 ) -> None:

@@ -727,6 +727,7 @@ class Pipeline:
         self, report: RunReport, ledger: Ledger, alerter: Alerter, *, targets: set[date], affected: set[date]
     ) -> None:
         horizon = self.today() - timedelta(days=1)
+        affected |= {r[0] for r in self.wh.run("ops.sql", "stale_built_days")}
         affected = {d for d in affected if d <= horizon}
         if not targets and not affected:
             return

@@ -193,3 +193,26 @@ update ops.run_steps
 set status = 'failed', finished_at = cast(:now as timestamp),
     message = 'interrupted: the process ended without finishing'
 where status = 'running' and run_id <> :run_id;
+
+-- name: stale_built_days
+-- built days whose inputs were loaded after they were built: usage of a day of their 7-day window, or a
+-- CRM snapshot on or before them. A run that died between a load and the build leaves such days; the
+-- next run rebuilds them (derived from timestamps, so no bookkeeping can be lost in a crash).
+select b.activity_date
+from ops.build_days as b
+where b.status = 'built'
+    and (
+        exists (
+            select 1 from ops.usage_days as u
+            where u.status = 'complete'
+                and u.activity_date between b.activity_date - 6 and b.activity_date
+                and u.completed_at > b.built_at
+        )
+        or exists (
+            select 1 from ops.crm_snapshots as c
+            where c.status = 'loaded'
+                and c.snapshot_date <= b.activity_date
+                and c.loaded_at > b.built_at
+        )
+    )
+order by b.activity_date;

@@ -1,0 +1,418 @@
+"""``company-activity schedule``: the master pipeline as a long-running service.
+
+It runs :meth:`Pipeline.run` (catch-up, then yesterday) once at start, then at every time of a cron
+expression in UTC (default ``0 0 * * *``: daily at 00:00 UTC; ``--cron`` or
+``COMPANY_ACTIVITY_SCHEDULE_CRON``), and logs when the next run is due.
+
+**Library.** croniter (pallets-eco) computes the fire times; the loop around it is a wait on an event.
+Not APScheduler 3.x: its ``CronTrigger.from_crontab`` reads day-of-week numbers with 0 = Monday (its own
+documented mismatch with crontab, fixed only in 4.x) and it runs jobs in executor threads, where a stop
+signal cannot reach them. croniter follows crontab (0 = Sunday, day-of-month *or* day-of-week), and here
+the run happens in the main thread, so a signal arrives exactly where the run is. A sixth field, first,
+gives seconds (``*/2 * * * * *``) for tests and try-outs.
+
+**Missed times.** A run that ends after the next time has passed starts the next run at once, once (the
+missed times coalesce); every run catches up whatever is incomplete anyway, so nothing is lost. The wait
+is taken in naps of at most a minute against the wall clock, so a suspended machine or a clock that was
+set runs on time.
+
+**One scheduler per warehouse.** A run already takes the warehouse's run lock (a second *run* waits, then
+fails). The scheduler itself holds a second, separate lock for its whole life and fails at once (exit 1,
+naming the holder) when another scheduler has it: for DuckDB an exclusive ``flock`` on
+``<warehouse file>.scheduler.lock``, for PostgreSQL a session advisory lock (another key than the run
+lock's) on a connection of its own. Between runs it does not keep the warehouse open, so ``status``,
+``rerun`` or a manual ``run`` can use the DuckDB file (one writing process at a time).
+
+**Stopping.** SIGTERM or Ctrl-C while idle: exit 0 at once. During a run: the run finishes (every step
+commits its own transactions, so nothing is left half-written either way), then exit 0. A second signal
+during the run stops it at once: the transaction in progress rolls back (raw pages count only with their
+manifest, written last), and the exit status is 128 + the signal number; the next run catches up.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import os
+import re
+import signal
+import socket
+import sys
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime
+from types import FrameType
+from typing import Any
+
+import click
+from croniter import CroniterError, croniter
+
+from .alerts import Alert, Alerter, AlertSink
+from .alerts.factory import sinks_from_settings
+from .config import ENV_PREFIX, Settings, load_settings
+from .errors import ConfigError, PipelineError, WarehouseBusyError
+from .logs import configure_from_settings
+from .pipeline import Pipeline, RunReport
+from .runs import new_run_id
+
+log = logging.getLogger("company_activity.scheduler")
+
+DEFAULT_CRON = "0 0 * * *"
+#: the longest single wait: the wall clock is looked at again after it
+MAX_NAP = 60.0
+#: the advisory-lock key of a scheduler on a PostgreSQL warehouse (the run lock's is b"co-activ")
+PG_SCHEDULER_LOCK_KEY = int.from_bytes(b"co-sched", "big")
+
+Clock = Callable[[], datetime]
+#: ``wait(seconds) -> bool``: sleep up to ``seconds``; True when a stop was requested meanwhile
+Wait = Callable[[float], bool]
+PipelineFactory = Callable[[Settings], Pipeline]
+
+
+class SchedulerBusyError(WarehouseBusyError):
+    """Another ``company-activity schedule`` already serves this warehouse."""
+
+
+class StopNow(BaseException):
+    """A second stop signal during a run: abort it (the open transaction rolls back)."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+# -- the cron expression ---------------------------------------------------------------------------------
+class Cron:
+    """A crontab expression evaluated in UTC: 5 fields, or 6 with seconds first."""
+
+    def __init__(self, expr: str, *, source: str = "--cron"):
+        self.expr = " ".join(expr.split())
+        fields = self.expr.split(" ")
+        self._seconds = len(fields) == 6
+        problem = None
+        if not self.expr:
+            problem = "is empty"
+        elif len(fields) not in (5, 6) and not self.expr.startswith("@"):
+            problem = (
+                f"has {len(fields)} fields; expected 5 (minute hour day month weekday) or 6 (seconds first)"
+            )
+        elif any(re.match(r"[HhRr](?:$|[/(])", token) for token in re.split(r"[ ,]", self.expr)):
+            problem = "uses hashed or random fields (H, R), which are not supported"
+        else:
+            try:
+                self.next_after(datetime(2026, 1, 1, tzinfo=UTC))
+            except (CroniterError, ValueError, KeyError) as exc:
+                problem = f"is not a valid cron expression ({exc})"
+        if problem:
+            raise ConfigError(f"{source} {expr!r} {problem}; e.g. {DEFAULT_CRON!r} = daily at 00:00 UTC")
+
+    def next_after(self, moment: datetime) -> datetime:
+        """The first time strictly after ``moment`` (an aware datetime), in UTC."""
+        it = croniter(self.expr, moment.astimezone(UTC), second_at_beginning=self._seconds)
+        nxt = it.get_next(datetime)
+        assert isinstance(nxt, datetime)
+        return nxt.astimezone(UTC)
+
+    def __str__(self) -> str:
+        return self.expr
+
+
+# -- one scheduler per warehouse --------------------------------------------------------------------------
+@contextlib.contextmanager
+def scheduler_lock(warehouse: str) -> Iterator[str]:
+    """Hold the scheduler lock of ``warehouse`` (its URL or path) for the block; yields what it locked.
+
+    Raises SchedulerBusyError at once when another scheduler holds it.
+    """
+    if warehouse.startswith(("postgresql://", "postgres://")):
+        with _pg_scheduler_lock(warehouse) as what:
+            yield what
+        return
+    path = warehouse.removeprefix("duckdb:")
+    if path in ("", ":memory:") or path.startswith(":memory:"):
+        yield "an in-memory warehouse (no lock needed)"
+        return
+    lock_path = f"{os.path.abspath(path)}.scheduler.lock"
+    try:
+        os.makedirs(os.path.dirname(lock_path), exist_ok=True)
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise ConfigError(f"{ENV_PREFIX}WAREHOUSE: cannot create {lock_path}: {exc}") from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "unknown pid"
+            raise SchedulerBusyError(
+                f"another company-activity scheduler already serves {path} ({holder}; lock file "
+                f"{lock_path}). One scheduler per warehouse: stop that one first; a one-off run is "
+                "`company-activity run`"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode(), 0)
+        try:
+            yield lock_path
+        finally:
+            os.ftruncate(fd, 0)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def _pg_scheduler_lock(url: str) -> Iterator[str]:
+    try:
+        import psycopg
+
+        from .warehouse.postgres import redact
+    except ImportError as exc:  # pragma: no cover - depends on the install
+        raise ConfigError(
+            f"{ENV_PREFIX}WAREHOUSE is a PostgreSQL URL but psycopg is not installed: "
+            "pip install 'company-activity[postgres]'"
+        ) from exc
+    name = f"company-activity scheduler pid {os.getpid()} on {socket.gethostname()}"[:63]
+    try:
+        con = psycopg.connect(url, autocommit=True, application_name=name, connect_timeout=15)
+    except psycopg.Error as exc:
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise PipelineError(f"cannot connect to the PostgreSQL warehouse {redact(url)}: {detail}") from None
+    try:
+        row = con.execute("select pg_try_advisory_lock(%s)", (PG_SCHEDULER_LOCK_KEY,)).fetchone()
+        if row is None or not row[0]:
+            holder = con.execute(
+                "select coalesce(nullif(a.application_name, ''), 'backend pid ' || a.pid) "
+                "from pg_locks as l join pg_stat_activity as a on a.pid = l.pid "
+                "where l.locktype = 'advisory' and l.granted "
+                "and ((l.classid::bigint << 32) | l.objid::bigint) = %s limit 1",
+                (PG_SCHEDULER_LOCK_KEY,),
+            ).fetchone()
+            who = holder[0] if holder else "another session"
+            raise SchedulerBusyError(
+                f"another company-activity scheduler already serves {redact(url)} ({who}). "
+                "One scheduler per warehouse: stop that one first; a one-off run is `company-activity run`"
+            )
+        yield f"advisory lock {PG_SCHEDULER_LOCK_KEY} on {redact(url)}"
+    finally:
+        con.close()  # the server drops the session's advisory lock with it
+
+
+# -- the scheduler ---------------------------------------------------------------------------------------
+class Scheduler:
+    """Runs the master pipeline at each time of ``cron``, in the calling (main) thread.
+
+    ``clock`` and ``wait`` are injectable for tests (a fake clock whose ``wait`` advances it);
+    ``pipeline_factory`` makes the pipeline of one run (default: a new :class:`Pipeline` per run, so the
+    warehouse is not held between runs).
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        cron: Cron,
+        clock: Clock = utcnow,
+        wait: Wait | None = None,
+        pipeline_factory: PipelineFactory | None = None,
+        sinks: Sequence[AlertSink] | None = None,
+    ):
+        self.settings = settings
+        self.cron = cron
+        self._clock = clock
+        self._stop = threading.Event()
+        self._wait: Wait = wait or self._stop.wait
+        self._sinks: list[AlertSink] = list(sinks) if sinks is not None else sinks_from_settings(settings)
+        self._factory: PipelineFactory = pipeline_factory or (lambda s: Pipeline(s, sinks=self._sinks))
+        self._running = False
+        self.reports: list[RunReport | None] = []  # one per run, None when it could not run at all
+
+    # -- stopping ---------------------------------------------------------------------------------------
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def request_stop(self) -> None:
+        """Stop after the run in progress (or at once when idle)."""
+        self._stop.set()
+
+    def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
+        name = signal.Signals(signum).name
+        if self._running and self._stop.is_set():
+            log.warning("%s again: stopping now; the transaction in progress rolls back", name)
+            raise StopNow(signum)
+        self._stop.set()
+        if self._running:
+            log.warning(
+                "%s: stopping after the run in progress (send it again to stop at once; the transaction "
+                "in progress then rolls back and the next run catches up)",
+                name,
+            )
+        else:
+            log.info("%s: stopping", name)
+
+    @contextlib.contextmanager
+    def _signals(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        before = {s: signal.signal(s, self._on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            yield
+        finally:
+            for s, handler in before.items():
+                signal.signal(s, handler)
+
+    # -- running ----------------------------------------------------------------------------------------
+    def serve(
+        self, *, catch_up: bool = True, max_runs: int | None = None, handle_signals: bool = True
+    ) -> int:
+        """Run until stopped; returns the exit status (0, or 128 + signal after a forced stop).
+
+        ``catch_up``: run once at start (which catches up every missed day). ``max_runs``: stop after
+        that many runs (tests).
+        """
+        runs = 0
+        signals = self._signals() if handle_signals else contextlib.nullcontext()
+        with signals:
+            try:
+                last_start: datetime | None = None
+                if catch_up and not self.stopping:
+                    log.info("catching up on start")
+                    last_start = self._clock()
+                    self.run_once()
+                    runs += 1
+                while not self.stopping and (max_runs is None or runs < max_runs):
+                    due = self.cron.next_after(last_start or self._clock())
+                    self._log_due(due)
+                    if not self._sleep_until(due):
+                        break
+                    last_start = self._clock()
+                    self.run_once()
+                    runs += 1
+            except StopNow as stop:
+                log.warning("stopped during a run: its open transaction was rolled back")
+                return 128 + stop.signum
+        log.info("scheduler stopped")
+        return 0
+
+    def _log_due(self, due: datetime) -> None:
+        left = max(0, int((due - self._clock()).total_seconds()))
+        hours, rest = divmod(left, 3600)
+        log.info(
+            "next run due at %s (in %dh%02dm%02ds; cron %r, UTC)",
+            due.strftime("%Y-%m-%d %H:%M:%S UTC"),
+            hours,
+            rest // 60,
+            rest % 60,
+            str(self.cron),
+        )
+
+    def _sleep_until(self, due: datetime) -> bool:
+        """Wait until ``due``; False when a stop was requested first."""
+        while not self.stopping:
+            left = (due - self._clock()).total_seconds()
+            if left <= 0:
+                return True
+            if self._wait(min(left, MAX_NAP)):
+                return False
+        return False
+
+    def run_once(self) -> RunReport | None:
+        """One run of the master pipeline (catch-up, then yesterday). Never raises a pipeline error:
+        a run that could not start is logged and alerted, and the scheduler goes on."""
+        settings = self.settings
+        if settings.today is None:
+            # one "today" for the whole run, even when it goes past midnight
+            settings = settings.model_copy(update={"today": self._clock().date()})
+        self._running = True
+        try:
+            with self._factory(settings) as pipeline:
+                report = pipeline.run()
+        except PipelineError as exc:
+            self._could_not_run(str(exc))
+            return None
+        except Exception as exc:
+            log.exception("scheduled run failed unexpectedly")
+            self._could_not_run(f"{type(exc).__name__}: {exc}")
+            return None
+        finally:
+            self._running = False
+        self.reports.append(report)
+        errors = sum(1 for a in report.alerts if a.severity == "error")
+        log.info(
+            "run %s %s: %d day(s) built%s%s",
+            report.run_id,
+            "FAILED" if report.failed else "OK",
+            len(report.built),
+            f", caught up {len(report.caught_up)}" if report.caught_up else "",
+            f", {errors} alert(s) sent" if errors else "",
+        )
+        return report
+
+    def _could_not_run(self, message: str) -> None:
+        self.reports.append(None)
+        log.error("scheduled run could not run: %s", message)
+        Alerter(self._sinks).send(
+            Alert(
+                "error",
+                "scheduled run failed",
+                message,
+                new_run_id(),
+                step="schedule",
+                rerun="company-activity run",
+            )
+        )
+
+
+def serve(settings: Settings, *, cron: str | None = None, **kwargs: Any) -> int:
+    """``company-activity schedule``: validate, take the scheduler lock, serve until stopped."""
+    the_cron = (
+        Cron(cron, source="--cron")
+        if cron is not None
+        else Cron(settings.schedule_cron, source=f"{ENV_PREFIX}SCHEDULE_CRON")
+    )
+    settings.require_api_url()
+    scheduler = Scheduler(settings, cron=the_cron, **kwargs)  # sinks_from_settings validates alerting
+    with scheduler_lock(settings.warehouse) as locked:
+        log.info(
+            "scheduler pid %d serving %s (cron %r, UTC; lock %s)",
+            os.getpid(),
+            settings.warehouse,
+            str(the_cron),
+            locked,
+        )
+        return scheduler.serve()
+
+
+@click.command()
+@click.option(
+    "--cron",
+    default=None,
+    metavar="EXPR",
+    help=f"Cron expression in UTC (5 fields, or 6 with seconds first). "
+    f"Default: {ENV_PREFIX}SCHEDULE_CRON, else {DEFAULT_CRON!r} (daily at 00:00 UTC).",
+)
+@click.pass_context
+def schedule(ctx: click.Context, cron: str | None) -> None:
+    """Run the master pipeline on a schedule, as a long-running service.
+
+    Catches up at start, then runs at each time of the cron expression (UTC), logging when the next
+    run is due. One scheduler per warehouse. SIGTERM or Ctrl-C: the run in progress finishes, then
+    exit 0 (a second signal stops it at once; its open transaction rolls back).
+
+    \b
+    Example:
+        company-activity schedule
+        company-activity schedule --cron "30 1 * * *"
+    """
+    from .cli import _errors  # here, not at the top: cli.py imports this module
+
+    with _errors():
+        settings = ctx.obj.settings() if ctx.obj is not None else load_settings()
+        configure_from_settings(settings)
+        code = serve(settings, cron=cron)
+    sys.exit(code)
