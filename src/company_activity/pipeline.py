@@ -61,6 +61,7 @@ class _Plan:
     fetch: Fetch
     progress: Progress | None
     lost_before: tuple[date, ...]
+    only: bool = False  # exactly these steps: an ingest step does not build, no step runs another's checks
 
 
 @dataclass
@@ -240,6 +241,30 @@ class Pipeline:
             steps=steps,
         )
 
+    def run_step(self, step: str, days: Sequence[date]) -> RunReport:
+        """Exactly one step of the master pipeline for ``days`` (oldest first), as a run of its own.
+
+        The unit of work of an orchestrator's asset (:mod:`company_activity.orchestration`): ``ingest_crm``
+        and ``ingest_usage`` load staging and build nothing; ``build`` builds ``days`` from staging, with
+        the volume checks; the retention warnings go with ``ingest_usage``. Lock, ledger, transactions and
+        alerts as in every run; the quality results are in ``ops.quality_results`` under the run's id.
+        """
+        if step not in STEPS:
+            raise ConfigError(f"step {step!r} is not one of {', '.join(STEPS)}")
+        if not days:
+            raise ConfigError("run_step: no days given")
+        first, last = min(days), max(days)
+        if last >= self.today():
+            raise ConfigError(
+                f"{last.isoformat()} is not a closed day yet (today is {self.today().isoformat()})"
+            )
+        command = (
+            f"rerun --date {first.isoformat()} --from-step {step}"
+            if first == last
+            else f"backfill --start {first.isoformat()} --end {last.isoformat()}"
+        )
+        return self._run_days(sorted(set(days)), command=command, progress=None, steps=(step,), only=True)
+
     def _first_unfinished_step(self, day: date) -> str:
         rows = self.wh.run("ops.sql", "latest_step_outcomes", {"day": day})
         status = {step: st for step, st in rows}
@@ -274,12 +299,13 @@ class Pipeline:
         catch_up: Sequence[date] = (),
         steps: Sequence[str] = STEPS,
         fetch: Fetch | None = None,
+        only: bool = False,
     ) -> RunReport:
         run_id = new_run_id()
         report = RunReport(run_id, command, sorted(days), caught_up=list(catch_up))
         ledger = Ledger(self.wh, run_id)
         alerter = Alerter(self._sinks)
-        plan = _Plan(tuple(steps), fetch or self._land_raw, progress, tuple(lost_before))
+        plan = _Plan(tuple(steps), fetch or self._land_raw, progress, tuple(lost_before), only)
         with self.wh.lock(timeout=self.settings.lock_timeout):
             ledger.start_run(command)
             log.info("run %s: %s (%d day(s))", run_id, command, len(days))
@@ -313,9 +339,11 @@ class Pipeline:
             else:
                 # from the build step on: every day is a target; the build gate names what is missing
                 targets = set(report.days)
-            held = self._volume_checks(report, ledger, alerter)
-            self._build(report, ledger, alerter, targets=targets - held, affected=affected - held)
-            self._retention_warnings(alerter, report)
+            if STEP_BUILD in plan.steps or not plan.only:
+                held = self._volume_checks(report, ledger, alerter)
+                self._build(report, ledger, alerter, targets=targets - held, affected=affected - held)
+            if STEP_USAGE in plan.steps or not plan.only:
+                self._retention_warnings(alerter, report)
         except Exception as exc:
             log.exception("run %s failed unexpectedly", run_id)
             report.steps.append(
@@ -328,6 +356,14 @@ class Pipeline:
                     "error", "pipeline failure", _describe(exc), run_id, rerun=f"company-activity {command}"
                 )
             )
+        except (
+            BaseException
+        ) as exc:  # stopped by force (a second Ctrl-C or SIGTERM): recorded, then re-raised
+            day = report.days[-1] if report.days else self.today()
+            report.steps.append(
+                StepOutcome("run", day, "failed", message=f"interrupted ({type(exc).__name__})")
+            )
+            raise
         finally:
             report.alerts = alerter.sent
             ledger.finish_run("failed" if report.failed else "succeeded", _summary(report))

@@ -40,7 +40,7 @@ from ..alerts.factory import sinks_from_settings
 from ..config import Settings, load_settings
 from ..errors import PipelineError
 from ..pipeline import STEP_BUILD, STEP_CRM, STEP_USAGE, Pipeline, RunReport
-from ..runs import Ledger, StepOutcome
+from ..runs import StepOutcome
 
 RESOURCE_KEY = "company_activity"
 GROUP = "company_activity"
@@ -73,41 +73,6 @@ class CompanyActivityResource(dg.ConfigurableResource):  # type: ignore[type-arg
         return load_settings(self.config_file, **self.overrides)
 
 
-class _StepPipeline(Pipeline):
-    """The master pipeline one step at a time, for the assets.
-
-    Until :class:`Pipeline` has a public per-step API, this drives its run loop (``_run_days``, which
-    takes the lock, writes the ledger and sends the alerts) with one step, and turns off the parts of a
-    run that belong to another asset: the volume checks and the build (``company_daily_activity``'s)
-    and the retention warnings (``product_usage_daily``'s).
-    """
-
-    step = STEP_BUILD
-
-    def run_step(self, step: str, days: Sequence[date]) -> RunReport:
-        self.step = step
-        first, last = min(days), max(days)
-        command = (
-            f"rerun --date {first.isoformat()} --from-step {step}"
-            if first == last
-            else f"backfill --start {first.isoformat()} --end {last.isoformat()}"
-        )
-        return self._run_days(sorted(days), command=command, progress=None, steps=(step,))
-
-    def _volume_checks(self, report: RunReport, ledger: Ledger, alerter: Alerter) -> set[date]:
-        return super()._volume_checks(report, ledger, alerter) if self.step == STEP_BUILD else set()
-
-    def _build(
-        self, report: RunReport, ledger: Ledger, alerter: Alerter, *, targets: set[date], affected: set[date]
-    ) -> None:
-        if self.step == STEP_BUILD:
-            super()._build(report, ledger, alerter, targets=targets, affected=affected)
-
-    def _retention_warnings(self, alerter: Alerter, report: RunReport) -> None:
-        if self.step == STEP_USAGE:
-            super()._retention_warnings(alerter, report)
-
-
 def _days(context: dg.AssetExecutionContext) -> list[date]:
     return sorted(date.fromisoformat(key) for key in context.partition_keys)
 
@@ -134,14 +99,14 @@ def _per_day(outcomes: Sequence[StepOutcome]) -> dict[str, Any]:
     }
 
 
-def _start(resource: CompanyActivityResource) -> _StepPipeline:
+def _start(resource: CompanyActivityResource) -> Pipeline:
     try:
-        return _StepPipeline(resource.settings())
+        return Pipeline(resource.settings())
     except PipelineError as exc:
         raise dg.Failure(description=str(exc)) from exc
 
 
-def _run(pipeline: _StepPipeline, step: str, days: Sequence[date]) -> RunReport:
+def _run(pipeline: Pipeline, step: str, days: Sequence[date]) -> RunReport:
     try:
         return pipeline.run_step(step, days)
     except PipelineError as exc:  # e.g. the warehouse is busy: nothing ran
