@@ -101,11 +101,11 @@ def prepare_postgres(url: str) -> None:
         con.execute("drop schema if exists stg, analytics, ops cascade")
 
 
-def case(url: str, companies: int, days: int, what: str) -> None:
+def case(url: str, companies: int, days: int, what: str, memory_limit: str | None = None) -> None:
     print(f"{companies:,} companies x {days} days on {url.split('://')[0] if '://' in url else 'duckdb'}:")
     if is_postgres(url):
         prepare_postgres(url)
-    wh = connect(url)
+    wh = connect(url, duckdb_memory_limit=memory_limit)
     wh.init_schema()
     timed("fill staging", lambda: fill(wh, companies, days))
     if is_postgres(url):
@@ -124,7 +124,8 @@ def case(url: str, companies: int, days: int, what: str) -> None:
         timed("build one day (the last)", lambda: build(end, end, datetime(2026, 1, 2)))
         timed("rebuild that day (nothing changes)", lambda: build(end, end, datetime(2026, 1, 3)))
     if what in ("range", "both"):
-        timed(f"rebuild all {days} days", lambda: build(START, end, datetime(2026, 1, 4)))
+        timed(f"build all {days} days (empty table)", lambda: build(START, end, datetime(2026, 1, 4)))
+        timed(f"rebuild all {days} days (nothing changes)", lambda: build(START, end, datetime(2026, 1, 5)))
     rows = wh.execute("select count(*) from analytics.company_daily_activity")[0][0]
     print(f"  analytics rows: {rows:,}")
     wh.close()
@@ -138,15 +139,24 @@ def main() -> int:
     ap.add_argument("--companies", type=int, default=None)
     ap.add_argument("--days", type=int, default=None)
     ap.add_argument("--case", choices=["day", "range", "both"], default=None)
+    ap.add_argument(
+        "--duckdb-memory-limit", default=None, help="e.g. 3GB (DuckDB's own default: 80%% of RAM)"
+    )
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         url = args.warehouse or str(Path(tmp) / "bench.duckdb")
         if args.companies or args.days:
-            case(url, args.companies or 100_000, args.days or 365, args.case or "both")
+            case(
+                url,
+                args.companies or 100_000,
+                args.days or 365,
+                args.case or "both",
+                args.duckdb_memory_limit,
+            )
             return 0
-        case(url, 1_000_000, 8, "day")
+        case(url, 1_000_000, 8, "day", args.duckdb_memory_limit)
         url2 = args.warehouse or str(Path(tmp) / "bench2.duckdb")
-        case(url2, 100_000, 365, "range")
+        case(url2, 100_000, 365, "range", args.duckdb_memory_limit)
     return 0
 
 
