@@ -26,6 +26,7 @@ import os
 import queue
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from datetime import date
 from typing import IO, Any
@@ -46,6 +47,7 @@ __all__ = [
     "load_staged",
     "stage_from_lake",
     "staged_of",
+    "sweep_stale_spools",
 ]
 
 #: the staging columns ``active_users`` and ``events`` are INTEGER
@@ -65,6 +67,27 @@ _DUCKDB_LOAD = (
     "delim = ',', quote = '\"', escape = '\"', new_line = '\\n', "
     "columns = {'company_id': 'VARCHAR', 'active_users': 'BIGINT', 'events': 'BIGINT'})"
 )
+
+
+#: the spool files' names: ``company-activity-usage-<day>-<random>.csv`` in the temporary folder
+SPOOL_PREFIX = "company-activity-usage-"
+#: a spool older than this was left by a process that died (a SIGKILL skips every clean-up)
+STALE_SPOOL_SECONDS = 24 * 3600
+
+
+def sweep_stale_spools(max_age: float = STALE_SPOOL_SECONDS) -> int:
+    """Delete the spools that killed processes left in the temporary folder; returns how many."""
+    cutoff = time.time() - max_age
+    removed = 0
+    with contextlib.suppress(OSError), os.scandir(tempfile.gettempdir()) as entries:
+        for entry in entries:
+            if not (entry.name.startswith(SPOOL_PREFIX) and entry.name.endswith(".csv")):
+                continue
+            with contextlib.suppress(OSError):
+                if entry.stat(follow_symlinks=False).st_mtime < cutoff:
+                    os.unlink(entry.path)
+                    removed += 1
+    return removed
 
 
 class StagedDay:
@@ -113,7 +136,7 @@ class StagedDay:
         if not len(parsed):
             return
         if self._fh is None:
-            fd, self._path = tempfile.mkstemp(prefix=f"company-activity-usage-{self.day}-", suffix=".csv")
+            fd, self._path = tempfile.mkstemp(prefix=f"{SPOOL_PREFIX}{self.day}-", suffix=".csv")
             self._fh = os.fdopen(fd, "wb")
         ids = parsed.company_ids
         if '"' in "".join(ids):

@@ -517,6 +517,7 @@ class Pipeline:
         if not days:
             return
         starts = {day: ledger.step_started(STEP_USAGE, day) for day in days}
+        ingest.sweep_stale_spools()
         if fetch == self._land_raw:
             # made here, once: the lazy property is not thread-safe, and every fetching thread must share
             # one client (one token, one rate limiter, one retry budget)

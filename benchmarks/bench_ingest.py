@@ -1,0 +1,352 @@
+"""Benchmark: usage ingestion from the product-usage API into staging, raw landing included.
+
+The API simulator runs in its own process (``python -m company_activity simulate-api``), and so does each
+measured ingestion, so that a figure's wall time and peak RSS are the ingesting process's alone (peak RSS
+from ``wait4``'s resource usage of that child). Cases:
+
+    (a) unthrottled: one day, 1,000,000 companies, page size 1000 -> wall time, peak RSS
+        (targets: < 10 s, < 300 MB); and for scale a plain HTTP loop fetching and parsing the same pages
+    (b) a server limit of 20 requests/s and 10 ms added latency, the client limited to 20/s:
+        one day vs its bound max(pages / 20, pages x 0.01 s)   (target: within 10 %)
+        a 7-day catch-up vs its bound (all pages / 20)        (target: within 15 %)
+    (c) the same day as (a) through dlt's ``rest_api`` source into DuckDB, side by side with (a)
+        (needs ``pip install "dlt[duckdb]"``; skipped with a message when dlt is not installed;
+        dlt is not a dependency of company-activity)
+
+"Into staging" is the pipeline's usage step as ``run`` does it (Pipeline._ingest_usage_days with
+Pipeline._land_raw): fetch, land every raw page and the manifest in the lake, validate, load
+``stg.product_usage_daily`` and ``ops.usage_days`` in one transaction. Run by hand, never by `make test`:
+
+    .venv/bin/python benchmarks/bench_ingest.py                 # (a), (b) and (c): ~7 minutes
+    .venv/bin/python benchmarks/bench_ingest.py --case a --case c
+    .venv/bin/python benchmarks/bench_ingest.py --case b --companies 1000000 --catch-up-days 7
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+TODAY = date(2026, 11, 12)
+DAY = date(2026, 11, 10)  # a Tuesday: 749,474 active companies of 1,000,000 -> 750 pages of 1000
+CLIENT_ID, CLIENT_SECRET, API_KEY = "demo-client", "demo-secret", "demo-key"
+
+
+# -- processes --------------------------------------------------------------------------------------------
+class Simulator:
+    """``company-activity simulate-api`` in its own process."""
+
+    def __init__(self, companies: int, *extra: str) -> None:
+        cmd = [
+            sys.executable,
+            "-m",
+            "company_activity",
+            "simulate-api",
+            "--port",
+            "0",
+            "--companies",
+            str(companies),
+            "--today",
+            TODAY.isoformat(),
+            *extra,
+        ]
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            if "listening on" in line:
+                self.url = line.split("listening on", 1)[1].strip()
+                break
+        else:
+            raise SystemExit(f"the simulator did not start: {' '.join(cmd)}")
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def run_child(args: list[str], env: dict[str, str]) -> tuple[dict[str, Any], float, float]:
+    """Run this script in child mode; returns (its JSON result, wall seconds, peak RSS in MB)."""
+    started = time.perf_counter()
+    proc = subprocess.Popen(
+        [sys.executable, __file__, *args], env=os.environ | env, stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None
+    out = proc.stdout.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    wall = time.perf_counter() - started
+    if proc.returncode != 0:
+        raise SystemExit(f"child {' '.join(args)} failed with status {proc.returncode}:\n{out}")
+    result = json.loads(out.strip().splitlines()[-1])
+    return result, wall, usage.ru_maxrss / 1024
+
+
+def pipeline_env(url: str, folder: Path, rate_limit: float) -> dict[str, str]:
+    return {
+        "COMPANY_ACTIVITY_WAREHOUSE": str(folder / "warehouse.duckdb"),
+        "COMPANY_ACTIVITY_LAKE": str(folder / "lake"),
+        "COMPANY_ACTIVITY_API_URL": url,
+        "COMPANY_ACTIVITY_API_CLIENT_ID": CLIENT_ID,
+        "COMPANY_ACTIVITY_API_CLIENT_SECRET": CLIENT_SECRET,
+        "COMPANY_ACTIVITY_API_RATE_LIMIT": str(rate_limit),
+        "COMPANY_ACTIVITY_TODAY": TODAY.isoformat(),
+        "COMPANY_ACTIVITY_LOG_LEVEL": "WARNING",
+    }
+
+
+# -- child modes --------------------------------------------------------------------------------------------
+def child_ingest(days: list[date]) -> dict[str, Any]:
+    """The pipeline's usage step for ``days`` (settings from the environment)."""
+    from company_activity.alerts import Alerter, LogSink
+    from company_activity.config import load_settings
+    from company_activity.logs import configure_from_settings
+    from company_activity.pipeline import Pipeline, RunReport
+    from company_activity.runs import Ledger, new_run_id
+
+    settings = load_settings(None)
+    configure_from_settings(settings)
+    started = time.perf_counter()
+    loaded: dict[str, int] = {}
+    pages = 0
+    landing_rss: list[float] = []  # peak RSS when each day's staging load begins: the landing's share
+    with Pipeline(settings, sinks=[LogSink()]) as pipeline:
+        load_usage = pipeline._load_usage
+
+        def measured_load(day: date, prefix: str, manifest: dict[str, Any]) -> Any:
+            landing_rss.append(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+            return load_usage(day, prefix, manifest)
+
+        pipeline._load_usage = measured_load  # type: ignore[method-assign]
+        run_id = new_run_id()
+        report = RunReport(run_id, "bench ingest", days)
+        ledger = Ledger(pipeline.wh, run_id)
+        ledger.start_run(report.command)
+        for day, load in pipeline._ingest_usage_days(
+            report, ledger, Alerter([LogSink()]), fetch=pipeline._land_raw
+        ):
+            if load is None:
+                raise SystemExit(f"usage for {day} was not loaded: {report.steps[-1].message}")
+            loaded[day.isoformat()] = load.records
+            pages += load.pages
+        ledger.finish_run("succeeded", "bench")
+        staged = pipeline.wh.execute("select count(*) from stg.product_usage_daily")[0][0]
+        requests = pipeline.client.requests_sent
+        retry_wait = pipeline.client.retry_seconds_used
+    return {
+        "seconds": time.perf_counter() - started,
+        "records": sum(loaded.values()),
+        "staged": staged,
+        "pages": pages,
+        "requests": requests,
+        "retry_wait": retry_wait,
+        "landing_rss": max(landing_rss),
+    }
+
+
+def child_loop(url: str, day: date) -> dict[str, Any]:
+    """For scale: a plain HTTP loop fetching and parsing every page of ``day`` (nothing stored)."""
+    import httpx
+    import orjson
+
+    started = time.perf_counter()
+    records = pages = 0
+    with httpx.Client(timeout=30) as http:
+        cursor: str | None = None
+        while True:
+            params = {"date": day.isoformat(), "limit": "1000"} | ({"cursor": cursor} if cursor else {})
+            doc = orjson.loads(
+                http.get(f"{url}/v1/usage/daily", params=params, headers={"X-API-Key": API_KEY}).content
+            )
+            records += len(doc["data"])
+            pages += 1
+            cursor = doc["next_cursor"]
+            if cursor is None:
+                break
+    return {"seconds": time.perf_counter() - started, "records": records, "pages": pages}
+
+
+def child_dlt(url: str, day: date, folder: Path) -> dict[str, Any]:
+    """The same day through dlt's rest_api source into a DuckDB file (what a user might pick instead)."""
+    import dlt
+    from dlt.sources.rest_api import rest_api_source
+
+    source = rest_api_source(
+        {
+            "client": {
+                "base_url": url,
+                "auth": {"type": "api_key", "name": "X-API-Key", "api_key": API_KEY, "location": "header"},
+                "paginator": {"type": "cursor", "cursor_path": "next_cursor", "cursor_param": "cursor"},
+            },
+            "resources": [
+                {
+                    "name": "product_usage_daily",
+                    "endpoint": {
+                        "path": "v1/usage/daily",
+                        "params": {"date": day.isoformat(), "limit": 1000},
+                        "data_selector": "data",
+                    },
+                    "write_disposition": "replace",
+                }
+            ],
+        }
+    )
+    started = time.perf_counter()
+    pipeline = dlt.pipeline(
+        pipeline_name="bench_ingest_dlt",
+        destination=dlt.destinations.duckdb(str(folder / "dlt.duckdb")),
+        dataset_name="usage",
+        pipelines_dir=str(folder / "dlt-pipelines"),
+    )
+    pipeline.run(source)
+    seconds = time.perf_counter() - started
+    with pipeline.sql_client() as client:
+        records = client.execute_sql("select count(*) from product_usage_daily")[0][0]
+    return {"seconds": seconds, "records": records}
+
+
+# -- cases ------------------------------------------------------------------------------------------------
+def case_a(companies: int, scratch: Path, with_dlt: bool) -> None:
+    sim = Simulator(companies)
+    try:
+        print(f"(a) unthrottled: one day ({DAY}), {companies:,} companies, page size 1000", flush=True)
+        loop, _, loop_rss = run_child(["--child", "loop", "--url", sim.url], {})
+        print(
+            f"    plain HTTP loop (fetch + parse only)    {loop['seconds']:7.2f} s   "
+            f"peak RSS {loop_rss:6.0f} MB   {loop['pages']} pages, {loop['records']:,} records",
+            flush=True,
+        )
+        folder = scratch / "a"
+        result, wall, rss = run_child(
+            ["--child", "ingest", "--day", DAY.isoformat()], pipeline_env(sim.url, folder, 100_000)
+        )
+        verdict = "ok" if result["seconds"] < 10 and rss < 300 else "MISSED"
+        print(
+            f"    company-activity: API -> lake -> stg    {result['seconds']:7.2f} s   peak RSS {rss:6.0f} MB"
+            f"   {result['pages']} pages, {result['staged']:,} rows staged   "
+            f"[target < 10 s, < 300 MB: {verdict}]\n"
+            f"        (peak RSS {result['landing_rss']:.0f} MB until the staging load began; "
+            f"process wall incl. interpreter start-up {wall:.2f} s)",
+            flush=True,
+        )
+        if with_dlt:
+            case_c(sim.url, scratch)
+    finally:
+        sim.stop()
+
+
+def case_c(url: str, scratch: Path) -> None:
+    try:
+        import dlt  # noqa: F401
+    except ImportError:
+        print('(c) dlt: skipped, dlt is not installed (pip install "dlt[duckdb]")', flush=True)
+        return
+    folder = scratch / "c"
+    folder.mkdir(parents=True, exist_ok=True)
+    result, wall, rss = run_child(["--child", "dlt", "--url", url, "--folder", str(folder)], {})
+    print(
+        f"(c) dlt rest_api -> DuckDB, same day        {result['seconds']:7.2f} s   peak RSS {rss:6.0f} MB"
+        f"   {result['records']:,} rows (process wall incl. start-up {wall:.2f} s)",
+        flush=True,
+    )
+
+
+def case_b(companies: int, scratch: Path, catch_up_days: int) -> None:
+    limit, latency = 20.0, 0.01
+    sim = Simulator(companies, "--rate-limit", str(limit), "--latency", str(latency))
+    try:
+        print(
+            f"(b) server limit {limit:g} requests/s, {latency * 1000:g} ms latency, client limit {limit:g}/s",
+            flush=True,
+        )
+        result, _, rss = run_child(
+            ["--child", "ingest", "--day", DAY.isoformat()], pipeline_env(sim.url, scratch / "b1", limit)
+        )
+        pages = result["pages"]
+        bound = max(pages / limit, pages * latency)
+        ratio = result["seconds"] / bound
+        print(
+            f"    one day: {pages} pages                  {result['seconds']:7.2f} s   bound {bound:6.2f} s"
+            f"   {ratio - 1:+6.1%}  [target within 10 %: {'ok' if ratio <= 1.10 else 'MISSED'}]"
+            f"   {result['requests']} requests, {result['retry_wait']:.1f} s of retry waits, "
+            f"peak RSS {rss:.0f} MB",
+            flush=True,
+        )
+        days = [DAY - timedelta(days=k) for k in reversed(range(catch_up_days))]
+        args = ["--child", "ingest"] + [a for d in days for a in ("--day", d.isoformat())]
+        result, _, rss = run_child(args, pipeline_env(sim.url, scratch / "b7", limit))
+        pages = result["pages"]
+        bound = max(pages / limit, pages * latency / 4)
+        ratio = result["seconds"] / bound
+        print(
+            f"    {catch_up_days}-day catch-up: {pages} pages          {result['seconds']:7.2f} s   "
+            f"bound {bound:6.2f} s   {ratio - 1:+6.1%}  [target within 15 %: "
+            f"{'ok' if ratio <= 1.15 else 'MISSED'}]   {result['requests']} requests, "
+            f"{result['retry_wait']:.1f} s of retry waits, {result['staged']:,} rows staged, "
+            f"peak RSS {rss:.0f} MB",
+            flush=True,
+        )
+    finally:
+        sim.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--case", action="append", choices=["a", "b", "c"], help="default: all")
+    parser.add_argument("--companies", type=int, default=1_000_000)
+    parser.add_argument("--catch-up-days", type=int, default=7)
+    parser.add_argument("--keep", metavar="DIR", help="keep the lakes and warehouses in DIR")
+    parser.add_argument("--child", choices=["ingest", "loop", "dlt"], help=argparse.SUPPRESS)
+    parser.add_argument("--day", action="append", help=argparse.SUPPRESS)
+    parser.add_argument("--url", help=argparse.SUPPRESS)
+    parser.add_argument("--folder", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    if args.child == "ingest":
+        print(json.dumps(child_ingest([date.fromisoformat(d) for d in args.day])))
+        return
+    if args.child == "loop":
+        print(json.dumps(child_loop(args.url, DAY)))
+        return
+    if args.child == "dlt":
+        print(json.dumps(child_dlt(args.url, DAY, Path(args.folder))))
+        return
+
+    cases = args.case or ["a", "b", "c"]
+    scratch = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="bench-ingest-"))
+    print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}")
+    try:
+        if "a" in cases:
+            case_a(args.companies, scratch, with_dlt="c" in cases)
+        elif "c" in cases:
+            sim = Simulator(args.companies)
+            try:
+                case_c(sim.url, scratch)
+            finally:
+                sim.stop()
+        if "b" in cases:
+            case_b(args.companies, scratch, args.catch_up_days)
+    finally:
+        if not args.keep:
+            shutil.rmtree(scratch, ignore_errors=True)
+    print(f"bench process peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+
+
+if __name__ == "__main__":
+    main()
