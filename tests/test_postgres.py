@@ -143,7 +143,8 @@ def test_advisory_lock_waits_a_bounded_time_then_names_the_holder(pg_wh: Warehou
         assert 0.5 < time.monotonic() - started < 5
         held = pg_wh.execute(
             "select count(*) from pg_locks where locktype = 'advisory' and granted "
-            "and ((classid::bigint << 32) | objid::bigint) = :k",
+            "and ((classid::bigint << 32) | objid::bigint) = :k "
+            "and database = (select oid from pg_database where datname = current_database())",
             {"k": LOCK_KEY},
         )
         assert held == [(1,)]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -123,11 +124,17 @@ class Pipeline:
             ),
         )
         self._client = client
+        self._client_lock = threading.Lock()
         self._sinks: list[AlertSink] = list(sinks) if sinks is not None else sinks_from_settings(settings)
 
     # -- wiring -----------------------------------------------------------------------------------------
     @property
     def client(self) -> UsageApiClient:
+        """The run's one API client (one token, one rate limiter, one retry budget), made on first use."""
+        with self._client_lock:
+            return self._make_client()
+
+    def _make_client(self) -> UsageApiClient:
         if self._client is None:
             s = self.settings
             self._client = UsageApiClient(
@@ -518,10 +525,6 @@ class Pipeline:
             return
         starts = {day: ledger.step_started(STEP_USAGE, day) for day in days}
         ingest.sweep_stale_spools()
-        if fetch == self._land_raw:
-            # made here, once: the lazy property is not thread-safe, and every fetching thread must share
-            # one client (one token, one rate limiter, one retry budget)
-            _ = self.client
         workers = max(1, min(self.settings.api_concurrency, len(days)))
         futures: dict[date, Future[tuple[str, dict[str, Any]]]] = {}
         consumed: set[date] = set()
