@@ -125,6 +125,34 @@ def _print_report(report: RunReport) -> None:
     )
 
 
+def _execute(
+    ctx: click.Context,
+    action: Callable[[Pipeline, Callable[[str, date], None] | None], RunReport],
+    *,
+    progress_days: int = 0,
+    label: str = "ingesting",
+) -> None:
+    """Run a pipeline command, print its report, exit with its status (a progress bar for many days)."""
+    with _errors():
+        with _pipeline(ctx) as pipeline:
+            if progress_days > 1:
+                advance, bar = _progress_bar(progress_days, label)
+                try:
+                    report = action(pipeline, advance)
+                finally:
+                    bar.__exit__(None, None, None)
+            else:
+                report = action(pipeline, None)
+        _print_report(report)
+    sys.exit(report.exit_code)
+
+
+def _required(value: str, option: str) -> date:
+    day = _date(value, option)
+    assert day is not None
+    return day
+
+
 def _progress_bar(total: int, label: str) -> tuple[Callable[[str, date], None], Any]:
     bar: Any = click.progressbar(
         length=total,
@@ -164,10 +192,7 @@ def run(ctx: click.Context, day: str | None) -> None:
     """
     with _errors():
         the_day = _date(day, "--date")
-        with _pipeline(ctx) as pipeline:
-            report = pipeline.run(day=the_day)
-        _print_report(report)
-    sys.exit(report.exit_code)
+    _execute(ctx, lambda pipeline, _progress: pipeline.run(day=the_day))
 
 
 @main.command()
@@ -182,16 +207,12 @@ def backfill(ctx: click.Context, start: str, end: str) -> None:
         company-activity backfill --start 2026-11-01 --end 2026-11-14
     """
     with _errors():
-        s, e = _date(start, "--start"), _date(end, "--end")
-        assert s is not None and e is not None
-        with _pipeline(ctx) as pipeline:
-            advance, bar = _progress_bar((e - s).days + 1, "ingesting")
-            try:
-                report = pipeline.backfill(s, e, progress=advance)
-            finally:
-                bar.__exit__(None, None, None)
-        _print_report(report)
-    sys.exit(report.exit_code)
+        s, e = _required(start, "--start"), _required(end, "--end")
+    _execute(
+        ctx,
+        lambda pipeline, progress: pipeline.backfill(s, e, progress=progress),
+        progress_days=(e - s).days + 1,
+    )
 
 
 @main.command()
@@ -213,12 +234,8 @@ def rerun(ctx: click.Context, day: str, from_step: str | None) -> None:
         company-activity rerun --date 2026-11-20          # from the step that failed
     """
     with _errors():
-        the_day = _date(day, "--date")
-        assert the_day is not None
-        with _pipeline(ctx) as pipeline:
-            report = pipeline.rerun(the_day, from_step=from_step)
-        _print_report(report)
-    sys.exit(report.exit_code)
+        the_day = _required(day, "--date")
+    _execute(ctx, lambda pipeline, _progress: pipeline.rerun(the_day, from_step=from_step))
 
 
 @main.command()
@@ -235,13 +252,14 @@ def replay(ctx: click.Context, day: str, end: str | None) -> None:
         company-activity replay --date 2026-11-20 --end 2026-11-25
     """
     with _errors():
-        s = _date(day, "--date")
+        s = _required(day, "--date")
         e = _date(end, "--end") or s
-        assert s is not None and e is not None
-        with _pipeline(ctx) as pipeline:
-            report = pipeline.replay(s, e)
-        _print_report(report)
-    sys.exit(report.exit_code)
+    _execute(
+        ctx,
+        lambda pipeline, progress: pipeline.replay(s, e, progress=progress),
+        progress_days=(e - s).days + 1,
+        label="replaying",
+    )
 
 
 @main.command()
@@ -256,12 +274,8 @@ def build(ctx: click.Context, start: str, end: str) -> None:
         company-activity build --start 2026-11-01 --end 2026-11-14
     """
     with _errors():
-        s, e = _date(start, "--start"), _date(end, "--end")
-        assert s is not None and e is not None
-        with _pipeline(ctx) as pipeline:
-            report = pipeline.build(s, e)
-        _print_report(report)
-    sys.exit(report.exit_code)
+        s, e = _required(start, "--start"), _required(end, "--end")
+    _execute(ctx, lambda pipeline, _progress: pipeline.build(s, e))
 
 
 @main.command()
