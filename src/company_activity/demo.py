@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import sys
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
@@ -87,11 +88,12 @@ def run_demo(
         echo(f"warehouse: {warehouse}")
         echo(f"lake:      {lake_root}  (raw API pages under raw/product_usage/, CRM under crm/)")
         echo("open it:")
+        python = _shown(sys.executable)
         echo(
-            f"  python -c \"import duckdb; duckdb.connect('{warehouse}', read_only=True)"
+            f"  {python} -c \"import duckdb; duckdb.connect('{warehouse}', read_only=True)"
             ".sql('from analytics.company_daily_activity order by activity_date desc limit 10').show()\""
         )
-        echo(f"  COMPANY_ACTIVITY_WAREHOUSE={warehouse} company-activity status")
+        echo(f"  COMPANY_ACTIVITY_WAREHOUSE={warehouse} {python} -m company_activity status")
     logging.getLogger("company_activity").handlers.clear()
     return report.exit_code
 
@@ -100,3 +102,9 @@ def _secret(value: str | None) -> object:
     from pydantic import SecretStr
 
     return SecretStr(value) if value else None
+
+
+def _shown(path: str) -> str:
+    """``path`` relative to the current folder when it lies below it (``.venv/bin/python``)."""
+    rel = os.path.relpath(path)
+    return rel if not rel.startswith("..") else path
