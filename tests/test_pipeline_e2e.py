@@ -289,3 +289,23 @@ def test_rerun_from_a_failed_step_does_not_repeat_the_steps_before_it(
     assert [line.split()[1] for line in result.output.splitlines() if line.startswith("  2026")] == ["build"]
     with open_wh(env) as wh:
         assert table(wh) == ground_truth(sim, TEN_DAYS)
+
+
+def test_build_command_rebuilds_from_staging_and_names_missing_days(
+    env: dict[str, str], sim: SimulatorServer
+) -> None:
+    assert cli(env, "backfill", "--start", "2026-11-02", "--end", "2026-11-06").exit_code == 0
+    with open_wh(env) as wh:
+        before = wh.execute("select * from analytics.company_daily_activity order by 1, 2")
+    requests = sim.stats.requests
+    result = cli(env, "build", "--start", "2026-11-02", "--end", "2026-11-06")
+    assert result.exit_code == 0, result.output
+    assert sim.stats.requests == requests  # staging only
+    with open_wh(env) as wh:
+        assert wh.execute("select * from analytics.company_daily_activity order by 1, 2") == before
+    result = cli(env, "build", "--start", "2026-11-06", "--end", "2026-11-08")
+    assert result.exit_code == 1
+    assert "cannot build 2026-11-08: usage is not complete for 2026-11-07, 2026-11-08" in result.output
+    result = cli(env, "build", "--start", "2026-11-06", "--end", TODAY.isoformat())
+    assert result.exit_code == 2
+    assert "is not a closed day yet" in result.output

@@ -173,10 +173,7 @@ class Pipeline:
     def run(self, *, day: date | None = None, progress: Progress | None = None) -> RunReport:
         """``run``: one day, or yesterday after catching up every incomplete earlier day."""
         if day is not None:
-            if day >= self.today():
-                raise ConfigError(
-                    f"--date {day.isoformat()} is not a closed day yet (today is {self.today().isoformat()})"
-                )
+            self._closed(day, "--date")
             return self._run_days([day], command=f"run --date {day.isoformat()}", progress=progress)
         self.settings.require_api_url()
         yesterday = self.today() - timedelta(days=1)
@@ -201,10 +198,7 @@ class Pipeline:
         """``backfill``: every day of ``start … end``, oldest first."""
         if end < start:
             raise ConfigError(f"--end {end.isoformat()} is before --start {start.isoformat()}")
-        if end >= self.today():
-            raise ConfigError(
-                f"--end {end.isoformat()} is not a closed day yet (today is {self.today().isoformat()})"
-            )
+        self._closed(end, "--end")
         return self._run_days(
             list(_days(start, end)),
             command=f"backfill --start {start.isoformat()} --end {end.isoformat()}",
@@ -236,10 +230,7 @@ class Pipeline:
             from_step = self._first_unfinished_step(day)
         if from_step not in STEPS:
             raise ConfigError(f"--from-step {from_step!r} is not one of {', '.join(STEPS)}")
-        if day >= self.today():
-            raise ConfigError(
-                f"--date {day.isoformat()} is not a closed day yet (today is {self.today().isoformat()})"
-            )
+        self._closed(day, "--date")
         steps = STEPS[STEPS.index(from_step) :]
         return self._run_days(
             [day],
@@ -261,10 +252,7 @@ class Pipeline:
         if not days:
             raise ConfigError("run_step: no days given")
         first, last = min(days), max(days)
-        if last >= self.today():
-            raise ConfigError(
-                f"{last.isoformat()} is not a closed day yet (today is {self.today().isoformat()})"
-            )
+        self._closed(last, "day")
         command = (
             f"rerun --date {first.isoformat()} --from-step {step}"
             if first == last
@@ -282,18 +270,23 @@ class Pipeline:
 
     def build(self, start: date, end: date) -> RunReport:
         """Rebuild the analytics rows of ``start … end`` from staging, without ingesting anything."""
-        run_id = new_run_id()
-        report = RunReport(run_id, f"build --start {start} --end {end}", list(_days(start, end)))
-        ledger = Ledger(self.wh, run_id)
-        alerter = Alerter(self._sinks)
-        with self.wh.lock(timeout=self.settings.lock_timeout):
-            ledger.start_run(report.command)
-            try:
-                self._build(report, ledger, alerter, targets=set(report.days), affected=set())
-            finally:
-                report.alerts = alerter.sent
-                ledger.finish_run("failed" if report.failed else "succeeded", _summary(report))
-        return report
+        if end < start:
+            raise ConfigError(f"--end {end.isoformat()} is before --start {start.isoformat()}")
+        self._closed(end, "--end")
+        return self._run_days(
+            list(_days(start, end)),
+            command=f"build --start {start.isoformat()} --end {end.isoformat()}",
+            progress=None,
+            steps=(STEP_BUILD,),
+            only=True,
+        )
+
+    def _closed(self, day: date, what: str) -> None:
+        """Refuse a day that is not over yet (today or later, UTC)."""
+        if day >= self.today():
+            raise ConfigError(
+                f"{what} {day.isoformat()} is not a closed day yet (today is {self.today().isoformat()})"
+            )
 
     # -- the master pipeline over a list of days ---------------------------------------------------------
     def _run_days(
