@@ -181,10 +181,18 @@ def histories(
     return crm, usage, n_days
 
 
-@pytest.mark.parametrize("short_range_days", [0, 1000], ids=["window", "short"])
+@pytest.mark.parametrize(
+    ("short_range_days", "chunk_days"), [(0, 1000), (1000, 1000), (2, 3)], ids=["window", "short", "chunked"]
+)
 @settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(history=histories(), gap=st.integers(min_value=0, max_value=20))
-def test_sql_equals_model(wh: Warehouse, short_range_days: int, history: tuple, gap: int) -> None:  # type: ignore[type-arg]
+def test_sql_equals_model(
+    wh: Warehouse,
+    short_range_days: int,
+    chunk_days: int,
+    history: tuple,  # type: ignore[type-arg]
+    gap: int,
+) -> None:
     crm, usage, n_days = history
     wh.execute("delete from stg.crm_daily")
     wh.execute("delete from stg.product_usage_daily")
@@ -207,6 +215,7 @@ def test_sql_equals_model(wh: Warehouse, short_range_days: int, history: tuple, 
             first_usage_day=first,
             loaded_at=datetime(2026, 12, 1),
             short_range_days=short_range_days,
+            chunk_days=chunk_days,
         )
     model_usage = {day: usage[day] for day in complete}
     assert table(wh) == Model(crm, model_usage, complete).rows()

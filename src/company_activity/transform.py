@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import Any
 
 from .errors import BuildGateError
 from .quality import CheckResult, check_candidate
@@ -19,6 +20,9 @@ POPULATE = "populate_company_daily_activity.sql"
 # ranges of at most this many days use the `candidate_short` formulation (faster for a nightly day);
 # longer ones the window formulation (faster for backfills). Both give the same rows.
 SHORT_RANGE_DAYS = 2
+
+# a long range is built this many days at a time (one transaction for all of it)
+CHUNK_DAYS = 31
 
 
 @dataclass(frozen=True)
@@ -86,32 +90,40 @@ def build_segment(
     missing_crm_warn_fraction: float = 0.05,
     on_checks: Callable[[list[CheckResult]], None] | None = None,
     short_range_days: int = SHORT_RANGE_DAYS,
+    chunk_days: int = CHUNK_DAYS,
 ) -> tuple[list[DayBuild], dict[date, list[CheckResult]]]:
     """Build every day of ``start … end`` (all must pass the gate) in one transaction.
 
+    A long range is built in chunks of ``chunk_days`` (each reading its six days before): the same rows,
+    but each chunk's window sort and comparison with the published rows fit in memory.
     Returns the days published and, per day kept out by a failed blocking check, its failed checks.
     """
-    params = {
-        "start_day": start,
-        "end_day": end,
-        "first_usage_day": first_usage_day,
-        "loaded_at": loaded_at,
-    }
+    summary: list[tuple[Any, ...]] = []
+    rejected: dict[date, list[CheckResult]] = {}
     with wh.transaction():
-        wh.run(POPULATE, "inputs", params)
-        short = (end - start).days + 1 <= short_range_days
-        wh.run(POPULATE, "candidate_short" if short else "candidate", params)
-        results = check_candidate(wh, missing_crm_warn_fraction=missing_crm_warn_fraction)
-        if on_checks is not None:
-            on_checks(results)
-        rejected: dict[date, list[CheckResult]] = {}
-        for r in results:
-            if r.blocking and r.failed:
+        chunk_start = start
+        while chunk_start <= end:
+            chunk_end = min(end, chunk_start + timedelta(days=chunk_days - 1))
+            params = {
+                "start_day": chunk_start,
+                "end_day": chunk_end,
+                "first_usage_day": first_usage_day,
+                "loaded_at": loaded_at,
+            }
+            wh.run(POPULATE, "inputs", params)
+            short = (chunk_end - chunk_start).days + 1 <= short_range_days
+            wh.run(POPULATE, "candidate_short" if short else "candidate", params)
+            results = check_candidate(wh, missing_crm_warn_fraction=missing_crm_warn_fraction)
+            if on_checks is not None:
+                on_checks(results)
+            failed = [r for r in results if r.blocking and r.failed]
+            for r in failed:
                 rejected.setdefault(r.day, []).append(r)
-        for day in rejected:
-            wh.run("quality.sql", "drop_candidate_day", {"day": day})
-        summary = wh.run(POPULATE, "day_summary", params)
-        wh.run(POPULATE, "publish", params)
-        wh.run(POPULATE, "cleanup", params)
+            for day in sorted({r.day for r in failed}):
+                wh.run("quality.sql", "drop_candidate_day", {"day": day})
+            summary.extend(wh.run(POPULATE, "day_summary", params))
+            wh.run(POPULATE, "publish", params)
+            wh.run(POPULATE, "cleanup", params)
+            chunk_start = chunk_end + timedelta(days=1)
     built = [DayBuild(r[0], int(r[1]), int(r[2] or 0), int(r[3] or 0)) for r in summary]
     return built, rejected

@@ -246,7 +246,8 @@ where t.activity_date in (
     and not exists (
         select 1
         from build_candidate as c
-        where c.activity_date = t.activity_date
+        where c.activity_date between cast(:start_day as date) and cast(:end_day as date)
+            and c.activity_date = t.activity_date
             and c.company_id = t.company_id
             and c.company_name is not distinct from t.company_name
             and c.country is not distinct from t.country
