@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from company_activity.runs import utcnow
+from company_activity.simulator import SimulatorServer
 from company_activity.warehouse import Warehouse
 
 Attrs = tuple[str | None, str | None, str | None, datetime | None]  # name, country, industry, contact
@@ -120,3 +121,27 @@ class Model:
                 name, country, industry, contact = attrs if attrs else (None, None, None, None)
                 result[(d, cid)] = (name, country, industry, contact, users, events, s7, churn)
         return result
+
+
+def clean(value: str | None) -> str | None:
+    """A CRM value as the CSV rules load it: trimmed, empty -> None."""
+    return None if value is None else (value.strip() or None)
+
+
+def ground_truth(
+    sim: SimulatorServer, crm_days: Iterable[date], usage_days: list[date]
+) -> dict[tuple[date, str], tuple[object, ...]]:
+    """The analytics table the spec's model gives for the simulator's CRM snapshots and usage days."""
+    crm: dict[date, dict[str, Attrs]] = {}
+    for day in crm_days:
+        crm[day] = {
+            r.company_id: (
+                clean(r.name),
+                clean(r.country),
+                clean(r.industry_tag),
+                r.last_contact_at.replace(tzinfo=None) if r.last_contact_at else None,
+            )
+            for r in sim.data.crm_snapshot(day)
+        }
+    usage = {day: {r.company_id: (r.active_users, r.events) for r in sim.usage(day)} for day in usage_days}
+    return Model(crm, usage, usage_days).rows()

@@ -22,7 +22,7 @@ from company_activity.simulator import SimulatorServer
 from company_activity.storage import open_lake
 from company_activity.warehouse import TEST_PAUSE_AT, TEST_PAUSE_FILE, Warehouse
 
-from .helpers import Attrs, Model
+from .helpers import ground_truth as ground_truth  # re-exported: the process tests compare with it
 
 _counter = itertools.count(1)
 
@@ -109,28 +109,6 @@ def run(env: dict[str, str], *args: str, tmp: Path, timeout: float = 120) -> tup
 
 def write_crm(sim: SimulatorServer, lake: Path, days: Iterable[date]) -> None:
     sim.data.write_crm_snapshots(open_lake(str(lake)), list(days))
-
-
-def ground_truth(
-    sim: SimulatorServer, crm_days: Iterable[date], usage_days: list[date]
-) -> dict[tuple[date, str], tuple[object, ...]]:
-    crm: dict[date, dict[str, Attrs]] = {}
-    for day in crm_days:
-        crm[day] = {
-            r.company_id: (
-                _clean(r.name),
-                _clean(r.country),
-                _clean(r.industry_tag),
-                r.last_contact_at.replace(tzinfo=None) if r.last_contact_at else None,
-            )
-            for r in sim.data.crm_snapshot(day)
-        }
-    usage = {day: {r.company_id: (r.active_users, r.events) for r in sim.usage(day)} for day in usage_days}
-    return Model(crm, usage, usage_days).rows()
-
-
-def _clean(value: str | None) -> str | None:
-    return None if value is None else (value.strip() or None)
 
 
 TABLES = {

@@ -18,7 +18,8 @@ from company_activity.simulator import SimulatorOptions, SimulatorServer, UsageR
 from company_activity.storage import open_lake
 from company_activity.warehouse.duckdb import DuckDBWarehouse
 
-from .helpers import Attrs, Model, days, loaded_at, table
+from . import helpers
+from .helpers import clean, days, loaded_at, table
 
 TODAY = date(2026, 11, 12)
 FIRST = date(2026, 11, 2)
@@ -60,25 +61,7 @@ def open_wh(env: dict[str, str]) -> DuckDBWarehouse:
 
 
 def ground_truth(sim: SimulatorServer, complete: list[date]) -> dict[tuple[date, str], tuple[object, ...]]:
-    crm: dict[date, dict[str, Attrs]] = {}
-    for day in TEN_DAYS:
-        crm[day] = {
-            r.company_id: (
-                _clean(r.name),
-                _clean(r.country),
-                _clean(r.industry_tag),
-                r.last_contact_at.replace(tzinfo=None) if r.last_contact_at else None,
-            )
-            for r in sim.data.crm_snapshot(day)
-        }
-    usage = {day: {r.company_id: (r.active_users, r.events) for r in sim.usage(day)} for day in complete}
-    return Model(crm, usage, complete).rows()
-
-
-def _clean(value: str | None) -> str | None:
-    if value is None:
-        return None
-    return value.strip() or None
+    return helpers.ground_truth(sim, TEN_DAYS, complete)
 
 
 def test_ten_days_through_the_cli_equal_ground_truth(env: dict[str, str], sim: SimulatorServer) -> None:
@@ -180,7 +163,7 @@ def test_missing_crm_snapshot_fails_the_run_but_usage_loads(
                 "where activity_date = '2026-11-06'"
             )
         )
-        crm5 = {r.company_id: _clean(r.name) for r in sim.data.crm_snapshot(date(2026, 11, 5))}
+        crm5 = {r.company_id: clean(r.name) for r in sim.data.crm_snapshot(date(2026, 11, 5))}
         assert {cid: names[cid] for cid in crm5} == crm5
         assert wh.execute("select status from ops.runs order by started_at desc limit 1") == [("failed",)]
 
