@@ -6,6 +6,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
+from company_activity import transform
 from company_activity.runs import utcnow
 from company_activity.simulator import SimulatorServer
 from company_activity.warehouse import Warehouse
@@ -145,3 +146,47 @@ def ground_truth(
         }
     usage = {day: {r.company_id: (r.active_users, r.events) for r in sim.usage(day)} for day in usage_days}
     return Model(crm, usage, usage_days).rows()
+
+
+def seed_and_build(
+    wh: Warehouse,
+    crm: Mapping[date, Mapping[str, Attrs]],
+    usage: Mapping[date, Mapping[str, tuple[int, int]]],
+    all_days: list[date],
+    complete: list[date],
+    **build_options: int,
+) -> None:
+    """Empty staging and the table, load a CRM history and the complete usage days, build what the gate lets.
+
+    ``build_options`` go to :func:`transform.build_segment` (``short_range_days``, ``chunk_days``).
+    """
+    with wh.transaction():
+        for t in (
+            "stg.crm_daily",
+            "stg.product_usage_daily",
+            "ops.usage_days",
+            "analytics.company_daily_activity",
+        ):
+            wh.execute(f"delete from {t}")  # noqa: S608 - fixed table names
+    for day, companies in crm.items():
+        seed_crm(wh, day, companies)
+    for day in complete:
+        seed_usage(wh, day, usage[day])
+    first = transform.first_usage_day(wh)
+    if first is None:  # no complete day: nothing can be built
+        return
+    ok, _ = transform.check_gate(wh, all_days)
+    for s, e in transform.segments(ok):
+        transform.build_segment(
+            wh, s, e, first_usage_day=first, loaded_at=datetime(2026, 12, 1), **build_options
+        )
+
+
+def exception_texts(exc: BaseException) -> list[str]:
+    """str() and repr() of an exception and of every exception it was raised from."""
+    out: list[str] = []
+    seen: BaseException | None = exc
+    while seen is not None:
+        out += [str(seen), repr(seen)]
+        seen = seen.__cause__ or seen.__context__
+    return out

@@ -32,6 +32,8 @@ from company_activity.alerts.teams import TeamsSink
 from company_activity.config import load_settings
 from company_activity.errors import ConfigError
 
+from .helpers import exception_texts
+
 PASSWORD = "pA55-w0rd/with:odd@chars"
 PASSWORD_Q = "pA55-w0rd%2Fwith%3Aodd%40chars"  # as written in the URL
 USER = "alerts@example.com"
@@ -175,15 +177,6 @@ def _no_password(*texts: str) -> None:
         assert PASSWORD_Q not in text
 
 
-def _chain(exc: BaseException) -> list[str]:
-    out: list[str] = []
-    seen: BaseException | None = exc
-    while seen is not None:
-        out += [str(seen), repr(seen)]
-        seen = seen.__cause__ or seen.__context__
-    return out
-
-
 # == delivery ==============================================================================================
 def test_the_delivered_message_has_headers_both_parts_and_every_recipient(smtp_server: Server) -> None:
     box, port = smtp_server()
@@ -252,7 +245,7 @@ def test_a_refused_login_is_not_retried_and_hides_the_password(
     assert "535" in str(info.value)
     assert f"smtp://127.0.0.1:{port}" in str(info.value)
     assert box.envelopes == []
-    for text in [*_chain(info.value), caplog.text]:
+    for text in [*exception_texts(info.value), caplog.text]:
         assert wrong not in text
         _no_password(text)
 
@@ -310,7 +303,7 @@ def test_an_untrusted_certificate_fails_at_once(
     assert sink.attempts == 1 and sleeps == []
     assert "CERTIFICATE_VERIFY_FAILED" in str(info.value)
     assert box.envelopes == []
-    _no_password(*_chain(info.value), caplog.text)
+    _no_password(*exception_texts(info.value), caplog.text)
 
 
 # == failures and retries ==================================================================================
@@ -331,7 +324,7 @@ def test_a_refusing_server_is_retried_then_a_delivery_error(caplog: pytest.LogCa
     assert "ConnectionRefusedError" in str(info.value)
     assert info.value.__context__ is None
     assert len([r for r in caplog.records if "retrying in" in r.getMessage()]) == 2
-    _no_password(*_chain(info.value), caplog.text)
+    _no_password(*exception_texts(info.value), caplog.text)
     with pytest.raises(AlertDeliveryError, match=r"after 1 attempt\(s\) \(tried once"):
         sink.send(_alert(step="build"))  # still down: one attempt only
 
@@ -402,7 +395,7 @@ def test_bad_smtp_urls_are_config_errors_without_the_password(url: str, match: s
     with pytest.raises(ConfigError, match=match) as info:
         parse_smtp_url(url)
     assert "COMPANY_ACTIVITY_SMTP_URL" in str(info.value)
-    _no_password(*_chain(info.value))
+    _no_password(*exception_texts(info.value))
 
 
 def test_build_message_for_a_recovery() -> None:

@@ -25,6 +25,8 @@ from company_activity.alerts import (
 )
 from company_activity.alerts.teams import CARD_CONTENT_TYPE, TeamsSink, adaptive_card, teams_payload
 
+from .helpers import exception_texts
+
 SIG = "Zq9sEcReTsIgNaTuRe0123456789abcdefXYZ"
 PATH = "/workflows/0f1e2d3c4b5a/triggers/manual/paths/invoke"
 QUERY = f"api-version=2016-06-01&sp=%2Ftriggers%2Fmanual%2Frun&sv=1.0&sig={SIG}"
@@ -108,15 +110,6 @@ def _no_secret(*texts: str) -> None:
     for text in texts:
         assert SIG not in text
         assert PATH not in text
-
-
-def _chain(exc: BaseException) -> list[str]:
-    out: list[str] = []
-    seen: BaseException | None = exc
-    while seen is not None:
-        out += [str(seen), repr(seen)]
-        seen = seen.__cause__ or seen.__context__
-    return out
 
 
 class Sleeps(list[float]):
@@ -206,7 +199,7 @@ def test_a_4xx_answer_is_not_retried(receiver: Receiver, caplog: pytest.LogCaptu
     assert "after 1 attempt(s): " in str(info.value)
     assert "HTTP 400: Bad Request: invalid card" in str(info.value)
     assert info.value.sink == "teams" and info.value.attempts == 1
-    _no_secret(*_chain(info.value), caplog.text)
+    _no_secret(*exception_texts(info.value), caplog.text)
 
 
 def test_persistent_5xx_gives_a_delivery_error_without_the_url(
@@ -225,7 +218,7 @@ def test_persistent_5xx_gives_a_delivery_error_without_the_url(
     assert info.value.__cause__ is None and info.value.__context__ is None
     retries = [r for r in caplog.records if "retrying in" in r.getMessage()]
     assert len(retries) == 2
-    _no_secret(*_chain(info.value), caplog.text)
+    _no_secret(*exception_texts(info.value), caplog.text)
 
 
 def test_receiver_down_is_retried_then_a_delivery_error(caplog: pytest.LogCaptureFixture) -> None:
@@ -240,7 +233,7 @@ def test_receiver_down_is_retried_then_a_delivery_error(caplog: pytest.LogCaptur
     assert sink.attempts == 3
     assert sleeps == [0.5, 1.0]
     assert "ConnectError" in str(info.value)
-    _no_secret(*_chain(info.value), caplog.text, repr(sink))
+    _no_secret(*exception_texts(info.value), caplog.text, repr(sink))
     # while it stays down, each further alert costs one attempt, not another round of retries
     with pytest.raises(AlertDeliveryError, match=r"after 1 attempt\(s\) \(tried once: its previous delivery"):
         sink.send(_alert(day=date(2026, 11, 6)))

@@ -12,7 +12,7 @@ from company_activity import transform
 from company_activity.errors import BuildGateError
 from company_activity.warehouse import Warehouse
 
-from .helpers import Attrs, Model, days, seed_crm, seed_usage, table
+from .helpers import Attrs, Model, days, seed_and_build, seed_crm, seed_usage, table
 
 NOV = date(2026, 11, 1)
 
@@ -194,28 +194,11 @@ def test_sql_equals_model(
     gap: int,
 ) -> None:
     crm, usage, n_days = history
-    wh.execute("delete from stg.crm_daily")
-    wh.execute("delete from stg.product_usage_daily")
-    wh.execute("delete from ops.usage_days")
-    wh.execute("delete from analytics.company_daily_activity")
     all_days = days(NOV, NOV + timedelta(days=n_days - 1))
     # one day may be incomplete (a gap): the build gate keeps the days that need it out
     complete = [day for i, day in enumerate(all_days) if i != gap]
-    for day, companies in crm.items():
-        seed_crm(wh, day, companies)
-    for day in complete:
-        seed_usage(wh, day, usage[day])
-    first = transform.first_usage_day(wh)
-    ok, _ = transform.check_gate(wh, all_days)
-    for s, e in transform.segments(ok):
-        transform.build_segment(
-            wh,
-            s,
-            e,
-            first_usage_day=first,
-            loaded_at=datetime(2026, 12, 1),
-            short_range_days=short_range_days,
-            chunk_days=chunk_days,
-        )
+    seed_and_build(
+        wh, crm, usage, all_days, complete, short_range_days=short_range_days, chunk_days=chunk_days
+    )
     model_usage = {day: usage[day] for day in complete}
     assert table(wh) == Model(crm, model_usage, complete).rows()

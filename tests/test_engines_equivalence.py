@@ -7,14 +7,13 @@ test_build.py, and a 30-day simulator run of the whole pipeline.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from company_activity import transform
 from company_activity.config import load_settings
 from company_activity.pipeline import Pipeline
 from company_activity.simulator import SimulatorOptions, SimulatorServer
@@ -22,7 +21,7 @@ from company_activity.storage import open_lake
 from company_activity.warehouse import Warehouse, connect
 
 from . import pg
-from .helpers import Attrs, Model, days, seed_crm, seed_usage
+from .helpers import Attrs, Model, days, seed_and_build
 from .test_build import NOV, build_all, d, histories, seed_worked_example
 
 pg_server = pg.pg_server
@@ -71,29 +70,7 @@ def test_generated_histories_are_identical(
     all_days = days(NOV, NOV + timedelta(days=n_days - 1))
     complete = [day for i, day in enumerate(all_days) if i != gap]
     for engine in (wh, pg_wh):
-        with engine.transaction():
-            for t in (
-                "stg.crm_daily",
-                "stg.product_usage_daily",
-                "ops.usage_days",
-                "analytics.company_daily_activity",
-            ):
-                engine.execute(f"delete from {t}")  # noqa: S608 - fixed table names
-        for day, companies in crm.items():
-            seed_crm(engine, day, companies)
-        for day in complete:
-            seed_usage(engine, day, usage[day])
-        first = transform.first_usage_day(engine)
-        ok, _ = transform.check_gate(engine, all_days)
-        for s, e in transform.segments(ok):
-            transform.build_segment(
-                engine,
-                s,
-                e,
-                first_usage_day=first,
-                loaded_at=datetime(2026, 12, 1),
-                short_range_days=short_range_days,
-            )
+        seed_and_build(engine, crm, usage, all_days, complete, short_range_days=short_range_days)
     duck = rows(wh)
     assert_same(duck, rows(pg_wh))
     model = Model(crm, {day: usage[day] for day in complete}, complete).rows()

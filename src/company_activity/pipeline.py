@@ -196,11 +196,8 @@ class Pipeline:
 
     def backfill(self, start: date, end: date, *, progress: Progress | None = None) -> RunReport:
         """``backfill``: every day of ``start … end``, oldest first."""
-        if end < start:
-            raise ConfigError(f"--end {end.isoformat()} is before --start {start.isoformat()}")
-        self._closed(end, "--end")
         return self._run_days(
-            list(_days(start, end)),
+            self._closed_range(start, end, "--start"),
             command=f"backfill --start {start.isoformat()} --end {end.isoformat()}",
             progress=progress,
         )
@@ -270,16 +267,20 @@ class Pipeline:
 
     def build(self, start: date, end: date) -> RunReport:
         """Rebuild the analytics rows of ``start … end`` from staging, without ingesting anything."""
-        if end < start:
-            raise ConfigError(f"--end {end.isoformat()} is before --start {start.isoformat()}")
-        self._closed(end, "--end")
         return self._run_days(
-            list(_days(start, end)),
+            self._closed_range(start, end, "--start"),
             command=f"build --start {start.isoformat()} --end {end.isoformat()}",
             progress=None,
             steps=(STEP_BUILD,),
             only=True,
         )
+
+    def _closed_range(self, start: date, end: date, start_option: str) -> list[date]:
+        """The days of ``start … end``; refuses an empty range or one that reaches today."""
+        if end < start:
+            raise ConfigError(f"--end {end.isoformat()} is before {start_option} {start.isoformat()}")
+        self._closed(end, "--end")
+        return list(_days(start, end))
 
     def _closed(self, day: date, what: str) -> None:
         """Refuse a day that is not over yet (today or later, UTC)."""
