@@ -20,7 +20,11 @@ what is worth retrying from what is not::
         │   └── UsageDataError        usage records that break the API contract
         ├── BuildGateError          a day cannot be built: usage incomplete for the days it needs
         ├── QualityCheckFailed      a blocking data-quality check failed
-        └── WarehouseError          the warehouse refused (schema version, lock timeout, ...)
+        ├── WarehouseError          the warehouse refused (schema version, lock timeout, ...)
+        ├── StorageError            an expected OS error on a path (read-only, disk full, not found)
+        └── RunStopped              the run stopped before it finished its work
+            ├── RunInterrupted        SIGINT/SIGTERM (Ctrl-C, systemd stop): stop within seconds
+            └── RunDeadlineExceeded   the run's deadline passed
 
 Messages name what is involved (file, date, line, HTTP status) and never contain secrets.
 """
@@ -120,3 +124,26 @@ class WarehouseError(TerminalError):
 
 class WarehouseBusyError(TransientError):
     """Another run holds the warehouse lock."""
+
+
+class StorageError(TerminalError):
+    """An expected OS error on a file or folder (read-only, disk full, not found, not a directory).
+
+    The message is one line that names the path and the cause, never a traceback.
+    """
+
+    def __init__(self, message: str, *, path: str | None = None):
+        super().__init__(message)
+        self.path = path
+
+
+class RunStopped(TerminalError):
+    """The run stopped before it finished: the current day is left not-complete; a re-run converges."""
+
+
+class RunInterrupted(RunStopped):
+    """SIGINT or SIGTERM asked the run to stop (see :mod:`company_activity.stopping`)."""
+
+
+class RunDeadlineExceeded(RunStopped):
+    """The run's deadline passed (see :mod:`company_activity.stopping`)."""
