@@ -152,3 +152,20 @@ def test_health_is_ok_only_while_a_scheduler_holds_the_lock(tmp_path: Path) -> N
     assert CliRunner().invoke(main, ["health"], env=env).exit_code == 1
     bad = CliRunner().invoke(main, ["health"], env=env | {"COMPANY_ACTIVITY_API_URL": "http://x.example.com"})
     assert bad.exit_code == 2
+
+
+# -- the deploy examples -------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["azure-container-apps-job.yaml", "kubernetes-cronjob.yaml"])
+def test_the_deploy_examples_parse_and_name_only_real_settings(name: str) -> None:
+    import yaml
+
+    from company_activity.config import ENV_PREFIX, Settings
+
+    text = (REPO / "deploy" / name).read_text()
+    docs = [d for d in yaml.safe_load_all(text) if d]
+    assert docs
+    known = {ENV_PREFIX + field.upper() for field in Settings.model_fields}
+    named = set(re.findall(r"\bCOMPANY_ACTIVITY_[A-Z0-9_]+", text))
+    assert named and named <= known, named - known
+    assert "COMPANY_ACTIVITY_LAKE_AUTH" in named and "identity" in text
+    assert "_FILE" in text
