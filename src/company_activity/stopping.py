@@ -47,10 +47,8 @@ class StopSignal:
             self._event.set()
             callbacks = list(self._callbacks)
         for callback in callbacks:
-            try:
+            with contextlib.suppress(Exception):  # an abort hook must not stop the others
                 callback()
-            except Exception:  # an abort hook must not stop the others
-                pass
 
     def on_stop(self, callback: Callable[[], None]) -> Callable[[], None]:
         """Call ``callback`` when a stop is requested (at once if it already was); returns an unregister."""
