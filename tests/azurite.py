@@ -7,6 +7,11 @@ Azurite comes from npm into the repository's ``node_modules`` (``npm ci``, as ``
 ``COMPANY_ACTIVITY_TEST_AZURITE_CONNECTION_STRING`` names an emulator (or account) that is already running.
 When neither is there the tests skip saying what to install; with ``COMPANY_ACTIVITY_TEST_AZURITE=required``
 (as ``.ci/run`` sets) they fail instead.
+
+``secure_azurite`` is a second Azurite over HTTPS (a throw-away CA from :mod:`tests.certs`) with OAuth in
+its ``basic`` mode, for the credential modes; ``managed_identity_endpoint`` stands in for the managed
+identity endpoint of App Service / Container Apps, so that azure-identity's real DefaultAzureCredential
+gets tokens Azurite accepts.
 """
 
 from __future__ import annotations
