@@ -97,6 +97,26 @@ def test_the_account_can_be_named_in_the_url() -> None:
         open_lake_for(load_settings(lake="az://raw/lake", lake_auth="identity"))
 
 
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"azure_storage_connection_string": "not;a=connection string"}, "not a valid connection string"),
+        (
+            {"lake_auth": "key", "lake_account_key": "k", "lake_endpoint": "ftp://x"},
+            "must start with https://",
+        ),
+        (
+            {"lake_auth": "sas", "lake_sas_token": "sig=1", "lake_endpoint": "http://acct.example.com"},
+            "plain http",
+        ),
+    ],
+)
+def test_a_bad_endpoint_or_connection_string_is_a_config_error(values: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError, match=message) as info:
+        open_lake_for(load_settings(lake="az://raw@acme01.blob.core.windows.net/x", **values))
+    assert "sig=1" not in str(info.value) and "a=connection" not in str(info.value)
+
+
 # -- each mode against Azurite ------------------------------------------------------------------------------
 def test_identity_through_default_azure_credential(
     secure_azurite: az.SecureAzurite, monkeypatch: pytest.MonkeyPatch

@@ -173,7 +173,10 @@ def filesystem(root: str, auth: AzureLakeAuth) -> Any:
     credential: Any = None
     if auth.mode == "connection_string":
         assert auth.connection_string
-        service = BlobServiceClient.from_connection_string(auth.connection_string, **client_options)
+        try:
+            service = BlobServiceClient.from_connection_string(auth.connection_string, **client_options)
+        except ValueError:  # the message could quote the string: name the setting only
+            raise ConfigError("AZURE_STORAGE_CONNECTION_STRING is not a valid connection string") from None
     else:
         account = auth.account_name or account_from_url(root)
         if not account:
@@ -182,6 +185,8 @@ def filesystem(root: str, auth: AzureLakeAuth) -> Any:
                 "lake as az://container@ACCOUNT.blob.core.windows.net/prefix"
             )
         endpoint = (auth.endpoint or f"https://{account}.blob.core.windows.net").rstrip("/")
+        if not endpoint.lower().startswith(("https://", "http://")):
+            raise ConfigError(f"COMPANY_ACTIVITY_LAKE_ENDPOINT={endpoint!r} must start with https://")
         if auth.mode == "identity":
             credential = auth.credential_factory()
             secret: Any = credential
@@ -189,7 +194,12 @@ def filesystem(root: str, auth: AzureLakeAuth) -> Any:
             secret = auth.sas_token
         else:
             secret = {"account_name": account, "account_key": auth.account_key}
-        service = BlobServiceClient(account_url=endpoint, credential=secret, **client_options)
+        try:
+            service = BlobServiceClient(account_url=endpoint, credential=secret, **client_options)
+        except ValueError as exc:  # e.g. a token credential over http
+            raise ConfigError(
+                f"lake {root}: {auth.mode} credentials cannot be used with {endpoint}: {exc}"
+            ) from None
 
     class _LakeFileSystem(AzureBlobFileSystem):  # type: ignore[misc]
         """adlfs with the service client made here (adlfs cannot pass a CA file or an endpoint path)."""
