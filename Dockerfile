@@ -1,4 +1,3 @@
-# syntax=docker/dockerfile:1
 # company-activity: the pipeline as a container image (see README "Production on Azure").
 #
 #   docker build -t company-activity .
