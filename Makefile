@@ -6,14 +6,30 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit bench clean
+LOCK := requirements/lock.txt
+DEV_LOCK := requirements/dev.lock.txt
+# the extras the container image ships (see Dockerfile); the dev lock holds every extra
+IMAGE_EXTRAS := azure postgres
 
-$(STAMP): pyproject.toml
+.PHONY: demo test lint typecheck unit bench clean lock
+
+# Installs pinned by the dev lock file (as constraints: a dependency the lock does not know yet is still
+# installed, unpinned, so a stale lock never breaks the install; `make lock` refreshes it).
+$(STAMP): pyproject.toml $(DEV_LOCK)
 	@test -n "$(PYTHON)" || { echo "Python 3.11+ is required" >&2; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -c $(DEV_LOCK) -e '.[dev]' \
+	|| { echo "warning: $(DEV_LOCK) is stale (run make lock); installing without it" >&2; \
+	     $(BIN)/python -m pip install --quiet -e '.[dev]'; }
 	@touch $(STAMP)
+
+lock: $(STAMP)  ## re-resolve requirements/*.txt from pyproject.toml (UPGRADE=1: newest versions)
+	$(BIN)/python -m pip install --quiet 'uv>=0.4'
+	$(BIN)/uv pip compile pyproject.toml $(addprefix --extra ,$(IMAGE_EXTRAS)) --universal \
+		--python-version 3.11 --generate-hashes --custom-compile-command "make lock" $(if $(UPGRADE),--upgrade) -o $(LOCK) --quiet
+	$(BIN)/uv pip compile pyproject.toml --all-extras --universal \
+		--python-version 3.11 --custom-compile-command "make lock" $(if $(UPGRADE),--upgrade) -o $(DEV_LOCK) --quiet
 
 demo: $(STAMP)  ## run the whole pipeline on embedded defaults (DuckDB + local lake + API simulator)
 	$(BIN)/company-activity demo
@@ -23,6 +39,7 @@ test: lint typecheck unit  ## everything CI runs
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/hadolint Dockerfile
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

@@ -375,3 +375,7 @@ main.add_command(simulate_api)
 from .scheduler import schedule  # noqa: E402 - registered last; scheduler.py imports cli lazily
 
 main.add_command(schedule)
+
+from .health import health  # noqa: E402 - issue 14: the container image's HEALTHCHECK
+
+main.add_command(health)

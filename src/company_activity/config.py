@@ -12,7 +12,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from .errors import ConfigError
@@ -94,6 +94,31 @@ class Settings(BaseSettings):
     volume_usage_threshold: float = Field(default=0.10, gt=0, le=1)
     volume_usage_baseline: VolumeBaseline = "both"
     volume_usage_blocking: bool = False
+
+    # -- issue 14: transport security (company_activity.tls) and lake credentials (.azure_lake) ---------
+    allow_insecure_http: bool = Field(
+        default=False, description="allow plain http / smtp without STARTTLS to non-loopback hosts"
+    )
+    api_ca_file: str | None = Field(default=None, description="extra PEM CA bundle trusted for the API")
+    lake_auth: Literal["auto", "identity", "sas", "key", "connection_string"] = "auto"
+    lake_account_name: str | None = None
+    lake_endpoint: str | None = Field(
+        default=None, description="default https://{account}.blob.core.windows.net"
+    )
+    lake_sas_token: SecretStr | None = None
+    lake_sas_token_file: str | None = None
+    lake_account_key: SecretStr | None = None
+    lake_account_key_file: str | None = None
+    lake_ca_file: str | None = Field(default=None, description="extra PEM CA bundle trusted for the lake")
+
+    @model_validator(mode="after")
+    def _transport_security(self) -> Settings:
+        from .tls import check_settings  # raises ConfigError naming the setting
+
+        check_settings(self)
+        return self
+
+    # -- end issue 14 ---------------------------------------------------------------------------------
 
     # logging
     log_format: Literal["text", "json"] = "text"

@@ -39,7 +39,8 @@ from .quality import CheckResult
 from .runs import Ledger, StepOutcome, new_run_id, utcnow
 from .sources.crm import CrmBadRowsError, CrmParseResult, parse_crm_csv, quarantine_csv
 from .sources.usage_api import RetryPolicy, UsageApiClient
-from .storage import Lake, open_lake
+from .storage import Lake, open_lake_for
+from .tls import api_http_client, warn_insecure
 from .warehouse import Warehouse, connect
 
 log = logging.getLogger("company_activity.pipeline")
@@ -115,14 +116,8 @@ class Pipeline:
             duckdb_memory_limit=settings.duckdb_memory_limit,
         )
         self.schema_applied: list[int] = self.wh.init_schema()
-        self.lake = lake or open_lake(
-            settings.lake,
-            azure_connection_string=(
-                settings.azure_storage_connection_string.get_secret_value()
-                if settings.azure_storage_connection_string
-                else None
-            ),
-        )
+        warn_insecure(settings)  # issue 14: a warning on every run when plain text is allowed
+        self.lake = lake or open_lake_for(settings)  # issue 14: identity / SAS / key / connection string
         self._client = client
         self._client_lock = threading.Lock()
         self._sinks: list[AlertSink] = list(sinks) if sinks is not None else sinks_from_settings(settings)
@@ -142,6 +137,7 @@ class Pipeline:
                 client_id=s.api_client_id,
                 client_secret=s.api_client_secret.get_secret_value() if s.api_client_secret else None,
                 api_key=s.api_key.get_secret_value() if s.api_key else None,
+                http=api_http_client(s),  # issue 14: verified TLS (+ API_CA_FILE), proxies from the env
                 page_size=s.api_page_size,
                 timeout=s.api_timeout,
                 rate_limit=s.api_rate_limit,

@@ -5,8 +5,9 @@ are written once and never changed; :meth:`Lake.write_bytes` is atomic (a reader
 nothing): object stores commit a blob in one step, and on a local disk it writes a temporary file and
 renames it.
 
-Azure Blob Storage (``az://container/prefix``, also ``abfs://``) goes through adlfs, with the credentials of
-``AZURE_STORAGE_CONNECTION_STRING``; the container must exist. Folders there are prefixes of blob names.
+Azure Blob Storage (``az://container/prefix``, also ``abfs://`` and ``az://container@account.blob.core.windows.net/
+prefix``) goes through adlfs, with the credentials :mod:`company_activity.azure_lake` chooses (identity, SAS
+token, account key or connection string); the container must exist. Folders there are prefixes of blob names.
 Listings are never cached, so a file another process wrote is seen at once. Azure's errors become the
 pipeline's: an unreachable service, a timeout, 408, 429 or 5xx is a TransientError; rejected credentials or
 a missing container a ConfigError naming the lake.
@@ -17,23 +18,41 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import fsspec
 
+from . import azure_lake
+from .azure_lake import AzureLakeAuth
 from .errors import ConfigError, TransientError
+from .tls import certificate_error
+
+if TYPE_CHECKING:
+    from .config import Settings
 
 
 class Lake:
     """A folder of blobs under one root URL."""
 
-    def __init__(self, root: str, *, storage_options: dict[str, Any] | None = None):
+    def __init__(
+        self,
+        root: str,
+        *,
+        storage_options: dict[str, Any] | None = None,
+        filesystem: tuple[Any, str] | None = None,
+        credential_source: str = "AZURE_STORAGE_CONNECTION_STRING",
+    ):
+        """``filesystem`` is an fsspec filesystem and the root's path in it (else made from ``root``)."""
         self.root_url = root
+        self.credential_source = credential_source
         options = dict(storage_options or {})
-        try:
-            fs, path = fsspec.core.url_to_fs(root, **options)
-        except (ImportError, ValueError) as exc:
-            raise ConfigError(f"COMPANY_ACTIVITY_LAKE={root!r} cannot be opened: {exc}") from None
+        if filesystem is not None:
+            fs, path = filesystem
+        else:
+            try:
+                fs, path = fsspec.core.url_to_fs(root, **options)
+            except (ImportError, ValueError) as exc:
+                raise ConfigError(f"COMPANY_ACTIVITY_LAKE={root!r} cannot be opened: {exc}") from None
         self.fs = fs
         self.is_local = "file" in _protocols(fs)
         self.root = path.rstrip("/") if path not in ("/", "") else path
@@ -115,7 +134,7 @@ class Lake:
         except (ConnectionError, TimeoutError) as exc:
             raise TransientError(f"lake {self.root_url}: {type(exc).__name__}: {exc}") from exc
         except Exception as exc:
-            mapped = _azure_error(self.root_url, exc)
+            mapped = _azure_error(self.root_url, exc, self.credential_source)
             if mapped is None:
                 raise
             raise mapped from exc
@@ -124,7 +143,7 @@ class Lake:
 _TRANSIENT_STATUS = {408, 429, 500, 502, 503, 504}
 
 
-def _azure_error(root_url: str, exc: Exception) -> Exception | None:
+def _azure_error(root_url: str, exc: Exception, source: str) -> Exception | None:
     """The pipeline error for an exception of the Azure SDK (or its HTTP client), None for others."""
     module = type(exc).__module__
     if not module.startswith(("azure.", "aiohttp")):
@@ -134,14 +153,20 @@ def _azure_error(root_url: str, exc: Exception) -> Exception | None:
     code = getattr(exc, "error_code", None)
     first = (str(getattr(exc, "reason", None) or exc).strip().splitlines() or [type(exc).__name__])[0]
     detail = f"{type(exc).__name__}{f' {status}' if status else ''}{f' {code}' if code else ''}: {first}"
+    untrusted = certificate_error(exc)
+    if untrusted is not None:
+        return ConfigError(
+            f"lake {root_url}: the TLS certificate of Azure Blob Storage{_endpoint(exc)} could not be "
+            f"verified ({untrusted}); if it uses a private CA, set COMPANY_ACTIVITY_LAKE_CA_FILE to its "
+            "PEM file"
+        )
     if module.startswith("aiohttp") or names & {"ServiceRequestError", "ServiceResponseError"}:
         return TransientError(f"lake {root_url}: Azure Blob Storage unreachable: {detail}")
     if status in _TRANSIENT_STATUS:
         return TransientError(f"lake {root_url}: Azure Blob Storage is busy or failing: {detail}")
     if "ClientAuthenticationError" in names or status in (401, 403):
         return ConfigError(
-            f"lake {root_url}: Azure Blob Storage refused the credentials of AZURE_STORAGE_CONNECTION_STRING "
-            f"({detail})"
+            f"lake {root_url}: Azure Blob Storage refused the credentials of {source} ({detail})"
         )
     if code == "ContainerNotFound" or "container does not exist" in str(exc):
         container = root_url.split("://", 1)[-1].split("/", 1)[0]
@@ -149,18 +174,45 @@ def _azure_error(root_url: str, exc: Exception) -> Exception | None:
     return None
 
 
+def _endpoint(exc: BaseException) -> str:
+    """`` at host:port`` of the connection behind ``exc`` (aiohttp's connector errors carry it), or ''."""
+    current: BaseException | None = exc
+    for _ in range(8):
+        if current is None:
+            break
+        host, port = getattr(current, "host", None), getattr(current, "port", None)
+        if isinstance(host, str) and host:
+            return f" at {host}:{port}" if port else f" at {host}"
+        current = current.__cause__ or current.__context__
+    return ""
+
+
 def _protocols(fs: Any) -> tuple[str, ...]:
     proto = fs.protocol
     return (proto,) if isinstance(proto, str) else tuple(proto)
 
 
-def open_lake(root: str, *, azure_connection_string: str | None = None) -> Lake:
-    """Open the lake at ``root``; ``az://`` lakes take their credentials from the connection string."""
-    options: dict[str, Any] = {}
+def open_lake(
+    root: str, *, azure_connection_string: str | None = None, azure: AzureLakeAuth | None = None
+) -> Lake:
+    """Open the lake at ``root``; ``az://`` lakes authenticate as ``azure`` says (default: the connection
+    string)."""
+    if not root.startswith(("az://", "abfs://", "abfss://")):
+        return Lake(root)
+    auth = azure or AzureLakeAuth(mode="connection_string", connection_string=azure_connection_string)
+    if auth.mode == "connection_string" and not auth.connection_string:
+        raise ConfigError(
+            f"COMPANY_ACTIVITY_LAKE={root!r}: no credentials: set AZURE_STORAGE_CONNECTION_STRING, or "
+            "COMPANY_ACTIVITY_LAKE_ACCOUNT_NAME for the identity (see COMPANY_ACTIVITY_LAKE_AUTH)"
+        )
+    # no listing cache (another process writes the CRM files) and no instance shared between lakes
+    fs = azure_lake.filesystem(root, auth)
+    return Lake(root, filesystem=(fs, azure_lake.container_path(root)), credential_source=auth.source)
+
+
+def open_lake_for(settings: Settings) -> Lake:
+    """The lake of ``settings``, with the Azure credentials they choose."""
+    root = settings.lake
     if root.startswith(("az://", "abfs://", "abfss://")):
-        if azure_connection_string:
-            options["connection_string"] = azure_connection_string
-        # no listing cache (another process writes the CRM files) and no instance shared between lakes
-        options["use_listings_cache"] = False
-        options["skip_instance_cache"] = True
-    return Lake(root, storage_options=options)
+        return open_lake(root, azure=azure_lake.auth_from_settings(settings))
+    return Lake(root)

@@ -166,7 +166,9 @@ class EmailSink:
         ssl_context: ssl.SSLContext | None = None,
         local_hostname: str | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        require_tls: bool = True,  # issue 14: smtp:// to a non-loopback host must upgrade with STARTTLS
     ):
+        self._require_tls = require_tls
         self.target = smtp if isinstance(smtp, SmtpTarget) else parse_smtp_url(smtp)
         if self.target.password:
             register_secret(self.target.password)
@@ -234,6 +236,11 @@ class EmailSink:
                 smtp.starttls(context=context)
                 smtp.ehlo()
                 tls = True
+            if not tls and self._require_tls and not _is_loopback(t.host):  # issue 14 (see tls.py)
+                raise smtplib.SMTPNotSupportedError(
+                    f"{t.where} does not offer STARTTLS: not sending in plain text "
+                    "(use smtps://, or COMPANY_ACTIVITY_ALLOW_INSECURE_HTTP=true on a test network)"
+                )
             if t.username:
                 if not tls and not _is_loopback(t.host):
                     log.warning("logging in to %s without TLS: the server does not offer STARTTLS", t.where)

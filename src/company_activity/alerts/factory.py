@@ -59,7 +59,14 @@ def sinks_from_settings(
             except (OSError, ssl.SSLError) as exc:
                 raise ConfigError(f"COMPANY_ACTIVITY_SMTP_CA_FILE: cannot be read: {exc}") from None
         sinks.append(
-            EmailSink(target, sender=sender, recipients=recipients, policy=policy, ssl_context=context)
+            EmailSink(
+                target,
+                sender=sender,
+                recipients=recipients,
+                policy=policy,
+                ssl_context=context,
+                require_tls=not settings.allow_insecure_http,  # issue 14
+            )
         )
     elif recipients:
         raise ConfigError(
