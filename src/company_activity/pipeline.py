@@ -437,7 +437,7 @@ class Pipeline:
         except Exception as exc:
             self.stop.check()  # a statement cancelled by a stop is the stop, not a failure
             message = describe(exc)
-            log.warning("CRM step for %s failed: %s", day.isoformat(), message, exc_info=True)
+            log.debug("CRM step for %s failed", day.isoformat(), exc_info=True)  # the trace, for debugging
             with self.wh.transaction():
                 self.wh.run(
                     "ops.sql",
@@ -662,7 +662,7 @@ class Pipeline:
             self.stop.check()  # a statement cancelled by a stop is the stop, not a failure
             message = describe(exc)
             if not isinstance(exc, PipelineError):
-                log.warning("usage for %s failed: %s", day.isoformat(), message, exc_info=True)
+                log.debug("usage for %s failed", day.isoformat(), exc_info=True)  # the trace, for debugging
             self._mark_usage(day, "failed", message)
             title = (
                 "API unavailable"
