@@ -379,6 +379,8 @@ class Pipeline:
                 self._build(report, ledger, alerter, targets=targets - held, affected=affected - held)
             if STEP_USAGE in plan.steps or not plan.only:
                 self._retention_warnings(alerter, report)
+            if self.stop.requested:  # asked to stop while the last unit of work committed
+                self.stop.check()
         except RunStopped as exc:
             self._stopped(report, ledger, alerter, exc, command)
         except Exception as exc:
