@@ -31,6 +31,11 @@ def check_settings(settings: Settings, *, needs_api: bool) -> None:
             raise ConfigError(f"{ENV_PREFIX}{name.upper()}: must not be empty")
     if needs_api:
         settings.require_api_url()
+        if not settings.api_key and not (settings.api_client_id and settings.api_client_secret):
+            raise ConfigError(
+                f"no product-usage API credentials: set {ENV_PREFIX}API_CLIENT_ID and "
+                f"{ENV_PREFIX}API_CLIENT_SECRET, or {ENV_PREFIX}API_KEY"
+            )
     # alerting (webhook, SMTP URL, sender, recipients, CA file) and the schedule, whatever the command
     from .alerts.factory import sinks_from_settings
     from .scheduler import Cron
