@@ -120,3 +120,22 @@ def test_a_second_signal_stops_at_once(wh_url: str, tmp_path: Path, sim: Simulat
     with connect(wh_url) as wh:  # the open transaction rolled back: no usage day is complete
         assert wh.execute("select count(*) from ops.usage_days where status = 'complete'") == [(0,)]
     rerun_converges(env, sim, wh_url)
+
+
+def test_the_run_deadline_stops_the_run_like_a_signal(tmp_path: Path, sim: SimulatorServer) -> None:
+    sim.options.latency = 0.3
+    lake = tmp_path / "lake"
+    procs.write_crm(sim, lake, FOUR)
+    wh_url = str(tmp_path / "wh.duckdb")
+    env = procs.cli_env(wh_url, lake, sim, start=D1, today=TODAY) | {
+        "COMPANY_ACTIVITY_API_PAGE_SIZE": "5",
+        "COMPANY_ACTIVITY_RUN_DEADLINE": "2",
+    }
+    proc = procs.start(env, *BACKFILL, tmp=tmp_path)
+    assert proc.wait(30) == 1, proc.output
+    assert "run deadline exceeded" in proc.output and "INTERRUPTED (deadline)" in proc.output, proc.output
+    with connect(wh_url) as wh:
+        assert wh.execute("select status from ops.runs") == [("interrupted",)]
+        assert wh.execute("select count(*) from ops.run_steps where status = 'running'") == [(0,)]
+    sim.options.latency = 0.0
+    rerun_converges(env | {"COMPANY_ACTIVITY_RUN_DEADLINE": "3600"}, sim, wh_url)

@@ -84,19 +84,24 @@ def abort_statement(wh: Any) -> None:
 
 
 def exit_now_if_stuck(code: int, grace: float = 3.0) -> None:
-    """After a stop: exit with ``code`` even if a worker thread is still blocked (e.g. on a socket).
+    """After a stop: exit with ``code`` even if a run's worker thread is still blocked (e.g. on a socket).
 
-    Waits up to ``grace`` seconds for the other non-daemon threads, then ends the process.
+    Waits up to ``grace`` seconds for the run's fetch and landing threads, then ends the process; does
+    nothing when none is left (the caller then exits normally).
     """
     deadline = time.monotonic() + grace
-    for thread in threading.enumerate():
-        if thread is threading.current_thread() or thread.daemon:
-            continue
+    workers = [t for t in threading.enumerate() if _is_run_worker(t)]
+    for thread in workers:
         thread.join(max(0.0, deadline - time.monotonic()))
-    if any(
-        t.is_alive() and not t.daemon and t is not threading.current_thread() for t in threading.enumerate()
-    ):
+    if any(t.is_alive() for t in workers):
         sys.stdout.flush()
         sys.stderr.flush()
         logging.shutdown()
         os._exit(code)
+
+
+def _is_run_worker(thread: threading.Thread) -> bool:
+    return not thread.daemon and thread.name.startswith(_WORKER_PREFIXES)
+
+
+_WORKER_PREFIXES = ("fetch",)  # the day fetchers (pipeline._ingest_usage_days); landing threads are daemons
