@@ -79,6 +79,8 @@ def test_sigint_during_a_long_day_fetch(wh_url: str, tmp_path: Path, sim: Simula
     assert_stopped_cleanly(proc, 130, wh_url)
     with connect(wh_url) as wh:  # the day in progress is not complete
         assert wh.execute("select count(*) from ops.usage_days where status = 'complete'")[0][0] < 4
+    shown = CliRunner().invoke(main, ["status"], env=env)
+    assert "INTERRUPTED" in shown.output, shown.output  # status says the latest run was interrupted
     sim.options.latency = 0.0
     rerun_converges(env, sim, wh_url)
 

@@ -366,6 +366,7 @@ def status(ctx: click.Context, days: int, as_json: bool) -> None:
     with _errors(), _pipeline(ctx) as pipeline:
         rows = pipeline.status(days)
         today = pipeline.today()
+        latest = pipeline.latest_run()
     if as_json:
         click.echo(render_json(rows))
         return
@@ -374,6 +375,11 @@ def status(ctx: click.Context, days: int, as_json: bool) -> None:
         return
     width = shutil.get_terminal_size((100, 24)).columns
     click.echo(render_calendar(rows, width=width, start=today - timedelta(days=days), end=today), nl=False)
+    if latest is not None and latest["status"] != "succeeded":
+        _echo(
+            f"latest run {latest['run_id']} ({latest['command']}): {latest['status'].upper()}"
+            + (f" — {latest['message']}" if latest["message"] else "")
+        )
 
 
 @main.command()

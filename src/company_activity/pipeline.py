@@ -1183,6 +1183,12 @@ class Pipeline:
         )
 
     # -- status -------------------------------------------------------------------------------------------
+    def latest_run(self) -> dict[str, Any] | None:
+        """The latest run: run_id, command, status (running/succeeded/failed/interrupted), times, message."""
+        rows = self.wh.run("ops.sql", "latest_run")
+        cols = ["run_id", "command", "status", "started_at", "finished_at", "message"]
+        return dict(zip(cols, rows[0], strict=True)) if rows else None
+
     def status(self, days: int = 14) -> list[dict[str, Any]]:
         """Per day: CRM, usage and build status, row counts, quality results, last error."""
         end = self.today()

@@ -226,3 +226,9 @@ order by 1;
 update ops.run_steps
 set status = 'interrupted', finished_at = cast(:now as timestamp), message = :message
 where run_id = :run_id and status = 'running';
+
+-- name: latest_run
+select run_id, command, status, started_at, finished_at, message
+from ops.runs
+order by started_at desc
+limit 1;
