@@ -20,7 +20,7 @@ from typing import Any
 
 import orjson
 
-from . import ingest, transform
+from . import ingest, run_status, transform
 from .alerts import Alert, Alerter, AlertSink
 from .alerts.factory import sinks_from_settings
 from .config import Settings
@@ -1185,43 +1185,11 @@ class Pipeline:
     # -- status -------------------------------------------------------------------------------------------
     def latest_run(self) -> dict[str, Any] | None:
         """The latest run: run_id, command, status (running/succeeded/failed/interrupted), times, message."""
-        rows = self.wh.run("ops.sql", "latest_run")
-        cols = ["run_id", "command", "status", "started_at", "finished_at", "message"]
-        return dict(zip(cols, rows[0], strict=True)) if rows else None
+        return run_status.latest_run(self.wh)
 
     def status(self, days: int = 14) -> list[dict[str, Any]]:
         """Per day: CRM, usage and build status, row counts, quality results, last error."""
-        end = self.today()
-        start = end - timedelta(days=days)
-        cols = [
-            "day",
-            "crm_status",
-            "crm_rows",
-            "crm_rejected",
-            "usage_status",
-            "usage_records",
-            "build_status",
-            "build_rows",
-            "churn_risk",
-            "last_error",
-        ]
-        out = [
-            dict(zip(cols, row, strict=True))
-            for row in self.wh.run("ops.sql", "status_days", {"start_day": start, "end_day": end})
-        ]
-        checks: dict[date, list[str]] = {}
-        for day, name, status, *_ in self.wh.run(
-            "ops.sql", "quality_for_days", {"start_day": start, "end_day": end}
-        ):
-            if status != "pass":
-                checks.setdefault(day, []).append(f"{name}:{status}")
-        # never "built" (ok) for a day not built from its latest inputs: stale, or complete but not built
-        to_build = {r[0] for r in self.wh.run("ops.sql", "stale_built_days")}
-        for row in out:
-            row["checks"] = ", ".join(checks.get(row["day"], [])) or "ok"
-            if row["day"] in to_build and row["build_status"] in ("built", None):
-                row["build_status"] = "stale" if row["build_status"] == "built" else "not built"
-        return out
+        return run_status.status_rows(self.wh, self.today(), days)
 
 
 def _days(start: date, end: date) -> Iterator[date]:
