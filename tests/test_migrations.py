@@ -113,6 +113,7 @@ def test_a_newer_warehouse_is_refused_untouched(wh_url: str, tmp_path: Path) -> 
         "COMPANY_ACTIVITY_WAREHOUSE": wh_url,
         "COMPANY_ACTIVITY_LAKE": str(tmp_path / "lake"),
         "COMPANY_ACTIVITY_API_URL": "http://127.0.0.1:9",
+        "COMPANY_ACTIVITY_API_KEY": "k3y-value",  # a complete configuration: the warehouse is what refuses
     }
     for args in (["init"], ["run", "--date", "2020-01-01"]):
         result = CliRunner().invoke(main, args, env=env)

@@ -1,7 +1,9 @@
 """The command line: thin over :mod:`company_activity.pipeline`.
 
 Exit status: 0 everything succeeded (warnings allowed); 1 the pipeline ran and a step or check failed
-(alerts were sent); 2 bad arguments or configuration (the message says which).
+(alerts were sent), or its deadline passed, or an expected OS error (the path and the cause are named);
+2 bad arguments or configuration (the message says which; nothing was touched); 130 stopped by Ctrl-C
+(SIGINT), 143 stopped by SIGTERM (the run is recorded as interrupted; the next run picks up the rest).
 """
 
 from __future__ import annotations
@@ -17,10 +19,15 @@ import click
 
 from .config import Settings, load_settings
 from .errors import ConfigError, PipelineError
+from .failures import as_storage_error
+from .interrupts import EXIT_CODES, exit_now_if_stuck, handle_signals
 from .logs import configure_from_settings
 from .pipeline import Pipeline, RunReport
+from .preflight import check_closed_day, check_range, check_settings
+from .redact import redact
 from .simulator.cli import simulate_api
 from .status_view import render_calendar, render_json
+from .stopping import StopSignal
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -48,10 +55,13 @@ def _errors() -> Iterator[None]:
     try:
         yield
     except ConfigError as exc:
-        click.echo(f"error: {exc}", err=True)
+        click.echo(redact(f"error: {exc}"), err=True)
         sys.exit(EXIT_USAGE)
     except PipelineError as exc:
-        click.echo(f"error: {exc}", err=True)
+        click.echo(redact(f"error: {exc}"), err=True)
+        sys.exit(EXIT_FAILED)
+    except OSError as exc:  # an expected OS error: one line naming the path and the cause
+        click.echo(f"error: {as_storage_error(exc)}", err=True)
         sys.exit(EXIT_FAILED)
 
 
@@ -101,28 +111,42 @@ def main(ctx: click.Context, config_file: str | None, log_level: str | None, log
 
 def _pipeline(ctx: click.Context, **overrides: Any) -> Pipeline:
     settings = ctx.obj.settings(**overrides)
+    check_settings(settings, needs_api=False)  # the whole configuration, before anything is touched
     _setup_logging(settings)
     return Pipeline(settings)
 
 
+def _echo(text: str) -> None:
+    click.echo(redact(text))
+
+
 def _print_report(report: RunReport) -> None:
-    click.echo(f"run {report.run_id}: {report.command}")
+    _echo(f"run {report.run_id}: {report.command}")
     if report.caught_up:
-        click.echo("caught up: " + ", ".join(d.isoformat() for d in report.caught_up))
+        _echo("caught up: " + ", ".join(d.isoformat() for d in report.caught_up))
     for step in report.steps:
         rows = f" rows={step.rows_loaded}" if step.rows_loaded is not None else ""
         rejected = f" rejected={step.rows_rejected}" if step.rows_rejected else ""
         msg = f"  {step.message}" if step.message else ""
-        click.echo(f"  {step.day.isoformat()}  {step.step:<13} {step.status:<9}{rows}{rejected}{msg}")
+        _echo(f"  {step.day.isoformat()}  {step.step:<13} {step.status:<9}{rows}{rejected}{msg}")
     if report.pending:
-        click.echo("pending (API not final yet): " + ", ".join(d.isoformat() for d in report.pending))
+        _echo("pending (API not final yet): " + ", ".join(d.isoformat() for d in report.pending))
     if report.lost:
-        click.echo("LOST (outside the API's retention): " + ", ".join(d.isoformat() for d in report.lost))
+        _echo("LOST (outside the API's retention): " + ", ".join(d.isoformat() for d in report.lost))
     errors = [a for a in report.alerts if a.severity == "error"]
-    click.echo(
+    if report.stopped:
+        _echo(
+            f"INTERRUPTED ({report.stopped}): {len(report.built)} day(s) built; the day in progress was "
+            "left for the next run, which picks up the rest"
+        )
+        return
+    _echo(
         f"{'FAILED' if report.failed else 'OK'}: {len(report.built)} day(s) built, "
         f"{len(errors)} alert(s) sent"
     )
+
+
+Check = Callable[[Settings], None]
 
 
 def _execute(
@@ -131,20 +155,47 @@ def _execute(
     *,
     progress_days: int = 0,
     label: str = "ingesting",
+    needs_api: bool = True,
+    check: Check | None = None,
 ) -> None:
-    """Run a pipeline command, print its report, exit with its status (a progress bar for many days)."""
+    """Run a pipeline command, print its report, exit with its status (a progress bar for many days).
+
+    The whole configuration and the arguments are checked first (exit 2, nothing touched). SIGINT and
+    SIGTERM stop the run through its :class:`StopSignal` (see :mod:`company_activity.interrupts`).
+    """
     with _errors():
-        with _pipeline(ctx) as pipeline:
-            if progress_days > 1:
-                advance, bar = _progress_bar(progress_days, label)
-                try:
-                    report = action(pipeline, advance)
-                finally:
-                    bar.__exit__(None, None, None)
-            else:
-                report = action(pipeline, None)
+        settings = ctx.obj.settings()
+        check_settings(settings, needs_api=needs_api)
+        if check is not None:
+            check(settings)
+        _setup_logging(settings)
+        stop = StopSignal(deadline_seconds=settings.run_deadline)
+        try:
+            with handle_signals(stop), Pipeline(settings, stop=stop) as pipeline:
+                if progress_days > 1:
+                    advance, bar = _progress_bar(progress_days, label)
+                    try:
+                        report = action(pipeline, advance)
+                    finally:
+                        bar.__exit__(None, None, None)
+                else:
+                    report = action(pipeline, None)
+        except KeyboardInterrupt:  # a second signal: stopped at once, the open transaction rolled back
+            code = EXIT_CODES.get(stop.reason, EXIT_CODES["SIGINT"])
+            click.echo(
+                f"error: stopped at once ({stop.reason or 'SIGINT'}); the next run catches up", err=True
+            )
+            exit_now_if_stuck(code)
+            sys.exit(code)
         _print_report(report)
+    if report.stopped:
+        exit_now_if_stuck(report.exit_code)
     sys.exit(report.exit_code)
+
+
+def _ordered(start: date, end: date) -> None:
+    if end < start:
+        raise ConfigError(f"--end {end.isoformat()} is before --date {start.isoformat()}")
 
 
 def _required(value: str, option: str) -> date:
@@ -192,7 +243,11 @@ def run(ctx: click.Context, day: str | None) -> None:
     """
     with _errors():
         the_day = _date(day, "--date")
-    _execute(ctx, lambda pipeline, _progress: pipeline.run(day=the_day))
+    _execute(
+        ctx,
+        lambda pipeline, _progress: pipeline.run(day=the_day),
+        check=lambda s: check_closed_day(s, the_day, "--date"),
+    )
 
 
 @main.command()
@@ -212,6 +267,7 @@ def backfill(ctx: click.Context, start: str, end: str) -> None:
         ctx,
         lambda pipeline, progress: pipeline.backfill(s, e, progress=progress),
         progress_days=(e - s).days + 1,
+        check=lambda settings: check_range(settings, s, e, "--start"),
     )
 
 
@@ -235,7 +291,12 @@ def rerun(ctx: click.Context, day: str, from_step: str | None) -> None:
     """
     with _errors():
         the_day = _required(day, "--date")
-    _execute(ctx, lambda pipeline, _progress: pipeline.rerun(the_day, from_step=from_step))
+    _execute(
+        ctx,
+        lambda pipeline, _progress: pipeline.rerun(the_day, from_step=from_step),
+        needs_api=from_step != "build",
+        check=lambda s: check_closed_day(s, the_day, "--date"),
+    )
 
 
 @main.command()
@@ -259,6 +320,8 @@ def replay(ctx: click.Context, day: str, end: str | None) -> None:
         lambda pipeline, progress: pipeline.replay(s, e, progress=progress),
         progress_days=(e - s).days + 1,
         label="replaying",
+        needs_api=False,
+        check=lambda _s: _ordered(s, e),
     )
 
 
@@ -275,7 +338,12 @@ def build(ctx: click.Context, start: str, end: str) -> None:
     """
     with _errors():
         s, e = _required(start, "--start"), _required(end, "--end")
-    _execute(ctx, lambda pipeline, _progress: pipeline.build(s, e))
+    _execute(
+        ctx,
+        lambda pipeline, _progress: pipeline.build(s, e),
+        needs_api=False,
+        check=lambda settings: check_range(settings, s, e, "--start"),
+    )
 
 
 @main.command()
@@ -298,6 +366,7 @@ def status(ctx: click.Context, days: int, as_json: bool) -> None:
     with _errors(), _pipeline(ctx) as pipeline:
         rows = pipeline.status(days)
         today = pipeline.today()
+        latest = pipeline.latest_run()
     if as_json:
         click.echo(render_json(rows))
         return
@@ -306,6 +375,11 @@ def status(ctx: click.Context, days: int, as_json: bool) -> None:
         return
     width = shutil.get_terminal_size((100, 24)).columns
     click.echo(render_calendar(rows, width=width, start=today - timedelta(days=days), end=today), nl=False)
+    if latest is not None and latest["status"] != "succeeded":
+        _echo(
+            f"latest run {latest['run_id']} ({latest['command']}): {latest['status'].upper()}"
+            + (f" — {latest['message']}" if latest["message"] else "")
+        )
 
 
 @main.command()

@@ -69,6 +69,10 @@ class Settings(BaseSettings):
     retention_warning_days: int = Field(default=3, ge=0)
     missing_crm_warn_fraction: float = Field(default=0.05, ge=0, le=1)
     lock_timeout: float = Field(default=60.0, ge=0)
+    # -- issue 9 (run bounds): the whole run's deadline; past it the run stops as on SIGTERM --
+    run_deadline: float = Field(
+        default=21600.0, gt=0, description="seconds a run may take before it stops (default 6 h)"
+    )
     duckdb_memory_limit: str | None = Field(
         default=None, description="DuckDB memory limit such as 3GB (default: DuckDB's, 80% of RAM)"
     )

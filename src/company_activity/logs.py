@@ -16,100 +16,19 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
-import re
 import sys
-import threading
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from types import MappingProxyType
 from typing import IO, TYPE_CHECKING, Any
-from urllib.parse import parse_qsl, quote, unquote, urlsplit
+
+from .redact import redact as redact
+from .redact import register_secret as register_secret
+from .redact import secrets_from_settings as secrets_from_settings
 
 if TYPE_CHECKING:
     from .config import Settings
-
-_KEYS = (
-    r"client_secret|access_token|refresh_token|id_token|api_key|apikey|password|passwd|pwd|secret|token"
-    r"|accountkey|sharedaccesskey|sharedaccesssignature|sig|signature"
-)
-_REDACT: list[tuple[re.Pattern[str], str]] = [
-    # Teams / Power Automate / Slack webhook URLs: the path and query are the credential
-    (
-        re.compile(
-            r"(?i)(https?://[^\s/\"'<>]*(?:webhook\.office\.com|logic\.azure\.com|\.powerplatform\.com|"
-            r"\.powerautomate\.com|hooks\.slack\.com)(?::\d+)?)/[^\s\"'<>]*"
-        ),
-        r"\1/***",
-    ),
-    # user:password@ in any URL (smtp://, postgresql://, https://, …)
-    (re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^/\s:@\"']+:)[^@\s\"']+@"), r"\1***@"),
-    # key=value (query strings, connection strings, form bodies)
-    (re.compile(rf"(?i)\b({_KEYS})=([^&\s;,\"']+)"), r"\1=***"),
-    # "key": "value" and 'key': 'value' (JSON bodies, dict reprs)
-    (re.compile(rf"(?i)([\"'](?:{_KEYS}|authorization)[\"']\s*:\s*[\"'])[^\"']*"), r"\1***"),
-    # Authorization headers
-    (re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+"), r"\1***"),
-    (re.compile(r"(?i)(authorization[\"']?\s*[:=]\s*[\"']?basic\s+)[A-Za-z0-9+/=]+"), r"\1***"),
-    (re.compile(r"(?i)(x-api-key['\"]?\s*[:=]\s*['\"]?)[^'\"\s,}]+"), r"\1***"),
-]
-
-_SECRET_PARAM = re.compile(rf"(?i){_KEYS}|code|key")  # query parameters that carry a credential
-_MIN_SECRET = 4  # shorter values would blank out ordinary text
-_secrets: set[str] = set()
-_secrets_lock = threading.Lock()
-_secrets_sorted: tuple[str, ...] = ()
-
-
-def register_secret(value: str | None) -> None:
-    """Redact ``value`` (and its percent-encoded form, and a URL's credentials) from every log line."""
-    if not value:
-        return
-    candidates = {value, quote(value, safe=""), quote(value)}
-    if "://" in value:
-        parts = urlsplit(value)
-        if parts.password:
-            candidates |= {parts.password, unquote(parts.password)}
-        for key, val in parse_qsl(parts.query):
-            if _SECRET_PARAM.fullmatch(key):
-                candidates |= {val, quote(val, safe="")}
-    global _secrets_sorted
-    with _secrets_lock:
-        _secrets.update(c for c in candidates if len(c) >= _MIN_SECRET)
-        _secrets_sorted = tuple(sorted(_secrets, key=len, reverse=True))
-
-
-def secrets_from_settings(settings: Settings) -> list[str]:
-    """The secret values of ``settings`` (webhook URL, SMTP URL and password, API secret and key, …)."""
-    values: list[str] = []
-    for name in (
-        "teams_webhook_url",
-        "smtp_url",
-        "api_client_secret",
-        "api_key",
-        "azure_storage_connection_string",
-    ):
-        secret = getattr(settings, name, None)
-        if secret is not None:
-            values.append(secret.get_secret_value())
-    conn = settings.azure_storage_connection_string
-    if conn is not None:  # its AccountKey / SharedAccessSignature parts on their own
-        for part in conn.get_secret_value().split(";"):
-            key, _, val = part.partition("=")
-            if key.strip().lower() in ("accountkey", "sharedaccesssignature") and val:
-                values.append(val.strip())
-    return values
-
-
-def redact(text: str) -> str:
-    """``text`` with anything that looks like a credential, or is a registered secret, replaced by ``***``."""
-    for secret in _secrets_sorted:
-        if secret in text:
-            text = text.replace(secret, "***")
-    for pattern, repl in _REDACT:
-        text = pattern.sub(repl, text)
-    return text
-
 
 # -- run id and day on every line -------------------------------------------------------------------------
 _CONTEXT_KEYS = ("run_id", "day", "step")

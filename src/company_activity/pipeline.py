@@ -7,7 +7,9 @@ not stop (2); (3) runs for D only when (2) succeeded. Every failure is alerted a
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextvars
+import inspect
 import logging
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -18,27 +20,32 @@ from typing import Any
 
 import orjson
 
-from . import ingest, transform
+from . import ingest, run_status, transform
 from .alerts import Alert, Alerter, AlertSink
 from .alerts.factory import sinks_from_settings
 from .config import Settings
 from .errors import (
     ApiUnavailable,
-    BuildGateError,
     ConfigError,
     CredentialsRejected,
     CrmFileError,
     DateNotAvailable,
     DateNotFinal,
     PipelineError,
+    RunDeadlineExceeded,
+    RunStopped,
     UsageDataError,
 )
+from .failures import describe, storage_errors
+from .interrupts import abort_statement
 from .logs import log_context
 from .monitoring import record_volume_checks, recovery_alert, volume_checks
 from .quality import CheckResult
+from .redact import redact, register_secret, secrets_from_settings
 from .runs import Ledger, StepOutcome, new_run_id, utcnow
 from .sources.crm import CrmBadRowsError, CrmParseResult, parse_crm_csv, quarantine_csv
 from .sources.usage_api import RetryPolicy, UsageApiClient
+from .stopping import StopSignal
 from .storage import Lake, open_lake_for
 from .tls import api_http_client, warn_insecure
 from .warehouse import Warehouse, connect
@@ -79,6 +86,7 @@ class RunReport:
     lost: list[date] = field(default_factory=list)
     pending: list[date] = field(default_factory=list)
     built: list[transform.DayBuild] = field(default_factory=list)
+    stopped: str | None = None  # why the run stopped early (a signal's name, or its deadline)
 
     @property
     def failed(self) -> bool:
@@ -86,7 +94,13 @@ class RunReport:
 
     @property
     def exit_code(self) -> int:
-        return 1 if self.failed else 0
+        """0 ok, 1 failed (or its deadline passed), 128 + the signal number when SIGINT/SIGTERM stopped it."""
+        if self.stopped in _SIGNAL_EXIT:
+            return _SIGNAL_EXIT[self.stopped]
+        return 1 if self.failed or self.stopped else 0
+
+
+_SIGNAL_EXIT = {"SIGINT": 130, "SIGTERM": 143}
 
 
 @dataclass
@@ -108,16 +122,23 @@ class Pipeline:
         lake: Lake | None = None,
         client: UsageApiClient | None = None,
         sinks: Sequence[AlertSink] | None = None,
+        stop: StopSignal | None = None,
     ):
         self.settings = settings
-        self.wh = warehouse or connect(
-            settings.warehouse,
-            lock_timeout=settings.lock_timeout,
-            duckdb_memory_limit=settings.duckdb_memory_limit,
-        )
-        self.schema_applied: list[int] = self.wh.init_schema()
-        warn_insecure(settings)  # issue 14: a warning on every run when plain text is allowed
-        self.lake = lake or open_lake_for(settings)  # issue 14: identity / SAS / key / connection string
+        for secret in secrets_from_settings(settings):
+            register_secret(secret)
+        #: the run's one stop signal (SIGINT/SIGTERM via the CLI, and the run deadline)
+        self.stop = stop or StopSignal(deadline_seconds=settings.run_deadline)
+        with storage_errors("warehouse"):
+            self.wh = warehouse or connect(
+                settings.warehouse,
+                lock_timeout=settings.lock_timeout,
+                duckdb_memory_limit=settings.duckdb_memory_limit,
+            )
+            self.schema_applied: list[int] = self.wh.init_schema()
+        warn_insecure(settings)  # a warning on every run when plain text is allowed
+        with storage_errors("lake"):
+            self.lake = lake or open_lake_for(settings)  # identity / SAS / key / connection string
         self._client = client
         self._client_lock = threading.Lock()
         self._sinks: list[AlertSink] = list(sinks) if sinks is not None else sinks_from_settings(settings)
@@ -132,8 +153,13 @@ class Pipeline:
     def _make_client(self) -> UsageApiClient:
         if self._client is None:
             s = self.settings
+            # the run's stop signal, when the client takes one (``stop=``, issue 9)
+            extra: dict[str, Any] = (
+                {"stop": self.stop} if "stop" in inspect.signature(UsageApiClient).parameters else {}
+            )
             self._client = UsageApiClient(
                 s.require_api_url(),
+                **extra,
                 client_id=s.api_client_id,
                 client_secret=s.api_client_secret.get_secret_value() if s.api_client_secret else None,
                 api_key=s.api_key.get_secret_value() if s.api_key else None,
@@ -306,8 +332,13 @@ class Pipeline:
         with self.wh.lock(timeout=self.settings.lock_timeout):
             ledger.start_run(command)
             log.info("run %s: %s (%d day(s))", run_id, command, len(days))
-            with log_context(run_id=run_id):
-                self._run_days_body(report, ledger, alerter, command, plan)
+            # a stop cancels the SQL statement in progress (its transaction rolls back)
+            unregister = self.stop.on_stop(lambda: abort_statement(self.wh))
+            try:
+                with log_context(run_id=run_id):
+                    self._run_days_body(report, ledger, alerter, command, plan)
+            finally:
+                unregister()
         return report
 
     def _run_days_body(
@@ -323,8 +354,10 @@ class Pipeline:
             affected: set[date] = set()
             if STEP_CRM in plan.steps:
                 for day in report.days:
-                    if self._ingest_crm(day, ledger, alerter, report):
+                    self.stop.check()
+                    if self._ingest_crm_isolated(day, ledger, alerter, report):
                         affected |= self._crm_affected_days(day)
+            self.stop.check()
             if STEP_USAGE in plan.steps:
                 for day, usage in self._ingest_usage_days(report, ledger, alerter, fetch=plan.fetch):
                     if usage is not None:
@@ -336,34 +369,88 @@ class Pipeline:
             else:
                 # from the build step on: every day is a target; the build gate names what is missing
                 targets = set(report.days)
+            self.stop.check()
             if STEP_BUILD in plan.steps or not plan.only:
                 held = self._volume_checks(report, ledger, alerter)
                 self._build(report, ledger, alerter, targets=targets - held, affected=affected - held)
             if STEP_USAGE in plan.steps or not plan.only:
                 self._retention_warnings(alerter, report)
+            if self.stop.requested:  # asked to stop while the last unit of work committed
+                self.stop.check()
+        except RunStopped as exc:
+            self._stopped(report, ledger, alerter, exc, command)
         except Exception as exc:
+            if self.stop.requested or self.stop.expired():  # a statement cancelled by the stop
+                self._stopped(report, ledger, alerter, _as_stopped(self.stop), command)
+                return
             log.exception("run %s failed unexpectedly", run_id)
             report.steps.append(
                 StepOutcome(
-                    "run", report.days[-1] if report.days else self.today(), "failed", message=_describe(exc)
+                    "run", report.days[-1] if report.days else self.today(), "failed", message=describe(exc)
                 )
             )
             alerter.send(
-                Alert(
-                    "error", "pipeline failure", _describe(exc), run_id, rerun=f"company-activity {command}"
-                )
+                Alert("error", "pipeline failure", describe(exc), run_id, rerun=f"company-activity {command}")
             )
         except (
             BaseException
         ) as exc:  # stopped by force (a second Ctrl-C or SIGTERM): recorded, then re-raised
-            day = report.days[-1] if report.days else self.today()
-            report.steps.append(
-                StepOutcome("run", day, "failed", message=f"interrupted ({type(exc).__name__})")
-            )
+            report.stopped = self.stop.reason or type(exc).__name__
+            try:
+                ledger.interrupt_steps(f"interrupted ({type(exc).__name__})")
+            except Exception:  # the connection may be unusable mid-statement: the next run cleans up
+                log.warning("could not record the interrupted steps", exc_info=True)
             raise
         finally:
             report.alerts = alerter.sent
-            ledger.finish_run("failed" if report.failed else "succeeded", _summary(report))
+            status = "interrupted" if report.stopped else "failed" if report.failed else "succeeded"
+            ledger.finish_run(status, _summary(report))
+
+    def _stopped(
+        self, report: RunReport, ledger: Ledger, alerter: Alerter, exc: RunStopped, command: str
+    ) -> None:
+        """A stop (signal or deadline): the day in progress stays not-complete; the next run converges."""
+        report.stopped = self.stop.reason or ("deadline" if isinstance(exc, RunDeadlineExceeded) else "stop")
+        log.warning("run %s stopped: %s; the next run picks up where it left off", report.run_id, exc)
+        ledger.interrupt_steps(str(exc))
+        if isinstance(exc, RunDeadlineExceeded):
+            alerter.send(
+                Alert(
+                    "error",
+                    "run deadline exceeded",
+                    f"{exc}: the run stopped; days not finished are left for the next run",
+                    report.run_id,
+                    rerun=f"company-activity {command}",
+                )
+            )
+
+    def _ingest_crm_isolated(self, day: date, ledger: Ledger, alerter: Alerter, report: RunReport) -> bool:
+        """The CRM step of ``day``; any failure inside it (I/O, staging load, a database data error, ...)
+        is that step's failure for ``day``: recorded, alerted, and the usage step and build still run."""
+        started = utcnow()
+        try:
+            return self._ingest_crm(day, ledger, alerter, report)
+        except RunStopped:
+            raise
+        except Exception as exc:
+            self.stop.check()  # a statement cancelled by a stop is the stop, not a failure
+            message = describe(exc)
+            log.debug("CRM step for %s failed", day.isoformat(), exc_info=True)  # the trace, for debugging
+            with self.wh.transaction():
+                self.wh.run(
+                    "ops.sql",
+                    "crm_snapshot_upsert",
+                    _crm_status(day, "failed", updated_at=utcnow(), last_error=message),
+                )
+            self._fail(
+                report,
+                ledger,
+                alerter,
+                StepOutcome(STEP_CRM, day, "failed", message=message),
+                started,
+                rerun=f"company-activity run --date {day.isoformat()}",
+            )
+            return False
 
     # -- (1) CRM ------------------------------------------------------------------------------------------
     def _ingest_crm(self, day: date, ledger: Ledger, alerter: Alerter, report: RunReport) -> bool:
@@ -518,20 +605,22 @@ class Pipeline:
         workers = max(1, min(self.settings.api_concurrency, len(days)))
         futures: dict[date, Future[tuple[str, dict[str, Any]]]] = {}
         consumed: set[date] = set()
+        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fetch")
         try:
-            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fetch") as pool:
+            for day in days:
+                futures[day] = pool.submit(
+                    contextvars.copy_context().run, _fetch_in_context, fetch, day, report.run_id
+                )
+            try:
                 for day in days:
-                    futures[day] = pool.submit(
-                        contextvars.copy_context().run, _fetch_in_context, fetch, day, report.run_id
-                    )
-                try:
-                    for day in days:
-                        consumed.add(day)
-                        yield day, self._finish_usage(day, futures[day], starts[day], ledger, alerter, report)
-                finally:
-                    for future in futures.values():
-                        future.cancel()
+                    consumed.add(day)
+                    yield day, self._finish_usage(day, futures[day], starts[day], ledger, alerter, report)
+            finally:
+                for future in futures.values():
+                    future.cancel()
         finally:
+            # after a stop, do not wait for a fetch in flight (it ends at its next page or abort hook)
+            pool.shutdown(wait=not self.stop.requested and not self.stop.expired(), cancel_futures=True)
             for day, future in futures.items():
                 if day in consumed or not future.done() or future.cancelled() or future.exception():
                     continue
@@ -550,8 +639,14 @@ class Pipeline:
     ) -> _UsageLoad | None:
         rerun = f"company-activity run --date {day.isoformat()}"
         try:
+            while not fetched.done():  # a stop is honoured while the day is still being fetched
+                self.stop.check()
+                concurrent.futures.wait([fetched], timeout=0.2)
             prefix, manifest = fetched.result()
+            self.stop.check()
             load = self._load_usage(day, prefix, manifest)
+        except RunStopped:
+            raise
         except DateNotFinal as exc:
             self._mark_usage(day, "pending", str(exc))
             report.pending.append(day)
@@ -561,8 +656,12 @@ class Pipeline:
             ledger.step_finished(StepOutcome(STEP_USAGE, day, "failed", message=str(exc)), started)
             self._mark_lost(day, ledger, alerter, report, str(exc), record_step=False)
             return None
-        except PipelineError as exc:
-            self._mark_usage(day, "failed", str(exc))
+        except Exception as exc:  # this day alone fails; its transaction rolled back, the others go on
+            self.stop.check()  # a statement cancelled by a stop is the stop, not a failure
+            message = describe(exc)
+            if not isinstance(exc, PipelineError):
+                log.debug("usage for %s failed", day.isoformat(), exc_info=True)  # the trace, for debugging
+            self._mark_usage(day, "failed", message)
             title = (
                 "API unavailable"
                 if isinstance(exc, ApiUnavailable)
@@ -574,7 +673,7 @@ class Pipeline:
                 report,
                 ledger,
                 alerter,
-                StepOutcome(STEP_USAGE, day, "failed", message=str(exc)),
+                StepOutcome(STEP_USAGE, day, "failed", message=message),
                 started,
                 rerun=rerun,
                 title=title,
@@ -613,6 +712,7 @@ class Pipeline:
         landing = ingest.RawLanding(self.lake, prefix, day)
         try:
             for page in self.client.fetch_day(day):
+                self.stop.check()
                 landing.add(page)
             pages, staged = landing.finish()
         except BaseException:
@@ -721,7 +821,12 @@ class Pipeline:
             self.wh.run(
                 "ops.sql",
                 "usage_day_mark",
-                {"day": day, "status": status, "updated_at": utcnow(), "last_error": error},
+                {
+                    "day": day,
+                    "status": status,
+                    "updated_at": utcnow(),
+                    "last_error": redact(error) if error else error,
+                },
             )
 
     def _mark_lost(
@@ -800,17 +905,25 @@ class Pipeline:
             return
         loaded_at = utcnow()
         for start, end in transform.segments(buildable):
+            self.stop.check()
             starts = {d: ledger.step_started(STEP_BUILD, d) for d in _days(start, end)}
             checks: list[CheckResult] = []
-            built, rejected = transform.build_segment(
-                self.wh,
-                start,
-                end,
-                first_usage_day=first,
-                loaded_at=loaded_at,
-                missing_crm_warn_fraction=self.settings.missing_crm_warn_fraction,
-                on_checks=checks.extend,
-            )
+            try:
+                built, rejected = transform.build_segment(
+                    self.wh,
+                    start,
+                    end,
+                    first_usage_day=first,
+                    loaded_at=loaded_at,
+                    missing_crm_warn_fraction=self.settings.missing_crm_warn_fraction,
+                    on_checks=checks.extend,
+                )
+            except RunStopped:
+                raise
+            except Exception as exc:  # these days fail alone (their transaction rolled back)
+                self.stop.check()
+                self._segment_failed(report, ledger, alerter, start, end, starts, describe(exc))
+                continue
             self._record_checks(report.run_id, checks)
             by_day = {b.day: b for b in built}
             for day in _days(start, end):
@@ -838,6 +951,27 @@ class Pipeline:
                     message="; ".join(notes) or None,
                 )
                 self._finish(report, ledger, outcome, starts[day], alerter)
+
+    def _segment_failed(
+        self,
+        report: RunReport,
+        ledger: Ledger,
+        alerter: Alerter,
+        start: date,
+        end: date,
+        starts: dict[date, datetime],
+        message: str,
+    ) -> None:
+        for day in _days(start, end):
+            self._record_build_failure(day, message)
+            self._fail(
+                report,
+                ledger,
+                alerter,
+                StepOutcome(STEP_BUILD, day, "failed", message=message),
+                starts[day],
+                rerun=f"company-activity build --start {day.isoformat()} --end {day.isoformat()}",
+            )
 
     def _build_notes(
         self, day: date, b: transform.DayBuild, checks: list[CheckResult], alerter: Alerter, run_id: str
@@ -892,7 +1026,7 @@ class Pipeline:
                     "missing_crm_count": None,
                     "crm_snapshot_date": None,
                     "built_at": utcnow(),
-                    "last_error": error,
+                    "last_error": redact(error),
                 },
             )
 
@@ -913,7 +1047,7 @@ class Pipeline:
                         "blocking": c.blocking,
                         "observed": c.observed,
                         "threshold": c.threshold,
-                        "details": c.details,
+                        "details": redact(c.details),
                         "checked_at": now,
                     },
                 )
@@ -1045,35 +1179,13 @@ class Pipeline:
         )
 
     # -- status -------------------------------------------------------------------------------------------
+    def latest_run(self) -> dict[str, Any] | None:
+        """The latest run: run_id, command, status (running/succeeded/failed/interrupted), times, message."""
+        return run_status.latest_run(self.wh)
+
     def status(self, days: int = 14) -> list[dict[str, Any]]:
         """Per day: CRM, usage and build status, row counts, quality results, last error."""
-        end = self.today()
-        start = end - timedelta(days=days)
-        cols = [
-            "day",
-            "crm_status",
-            "crm_rows",
-            "crm_rejected",
-            "usage_status",
-            "usage_records",
-            "build_status",
-            "build_rows",
-            "churn_risk",
-            "last_error",
-        ]
-        out = [
-            dict(zip(cols, row, strict=True))
-            for row in self.wh.run("ops.sql", "status_days", {"start_day": start, "end_day": end})
-        ]
-        checks: dict[date, list[str]] = {}
-        for day, name, status, *_ in self.wh.run(
-            "ops.sql", "quality_for_days", {"start_day": start, "end_day": end}
-        ):
-            if status != "pass":
-                checks.setdefault(day, []).append(f"{name}:{status}")
-        for row in out:
-            row["checks"] = ", ".join(checks.get(row["day"], [])) or "ok"
-        return out
+        return run_status.status_rows(self.wh, self.today(), days)
 
 
 def _days(start: date, end: date) -> Iterator[date]:
@@ -1097,13 +1209,17 @@ def _crm_status(day: date, status: str, **values: Any) -> dict[str, Any]:
         "last_error": None,
     }
     params.update(values)
+    if params["last_error"]:
+        params["last_error"] = redact(str(params["last_error"]))
     return params
 
 
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, PipelineError | BuildGateError):
-        return str(exc)
-    return f"{type(exc).__name__}: {exc}"
+def _as_stopped(stop: StopSignal) -> RunStopped:
+    try:
+        stop.check()
+    except RunStopped as exc:
+        return exc
+    return RunStopped("run stopped")
 
 
 def _summary(report: RunReport) -> str:
@@ -1117,6 +1233,8 @@ def _summary(report: RunReport) -> str:
         parts.append("lost " + ", ".join(d.isoformat() for d in report.lost))
     if failed:
         parts.append("failed: " + ", ".join(failed))
+    if report.stopped:
+        parts.append(f"interrupted ({report.stopped}): the next run picks up the rest")
     return "; ".join(parts)
 
 

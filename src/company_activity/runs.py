@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
+from .redact import redact
 from .warehouse import Warehouse
 
 
@@ -24,7 +25,7 @@ def new_run_id(now: datetime | None = None) -> str:
 class StepOutcome:
     step: str
     day: date
-    status: str  # succeeded | warning | failed | skipped | pending
+    status: str  # succeeded | warning | failed | skipped | pending | interrupted
     rows_loaded: int | None = None
     rows_rejected: int | None = None
     message: str | None = None
@@ -56,8 +57,17 @@ class Ledger:
                     "run_id": self.run_id,
                     "finished_at": utcnow(),
                     "status": status,
-                    "message": message,
+                    "message": redact(message) if message else message,
                 },
+            )
+
+    def interrupt_steps(self, message: str) -> None:
+        """Every step of this run still ``running`` becomes ``interrupted`` (a stop or the deadline)."""
+        with self.wh.transaction():
+            self.wh.run(
+                "ops.sql",
+                "run_steps_interrupt",
+                {"run_id": self.run_id, "now": utcnow(), "message": redact(message)},
             )
 
     def step_started(self, step: str, day: date) -> datetime:
@@ -97,7 +107,7 @@ class Ledger:
             "finished_at": finished,
             "rows_loaded": rows_loaded,
             "rows_rejected": rows_rejected,
-            "message": message,
+            "message": redact(message) if message else message,
         }
         with self.wh.transaction():
             self.wh.run("ops.sql", "step_upsert", params)

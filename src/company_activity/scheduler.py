@@ -54,7 +54,9 @@ from .config import ENV_PREFIX, Settings, load_settings
 from .errors import ConfigError, PipelineError, WarehouseBusyError
 from .logs import configure_from_settings
 from .pipeline import Pipeline, RunReport
+from .preflight import check_settings
 from .runs import new_run_id
+from .stopping import StopSignal
 
 log = logging.getLogger("company_activity.scheduler")
 
@@ -228,6 +230,7 @@ class Scheduler:
         self._sinks: list[AlertSink] = list(sinks) if sinks is not None else sinks_from_settings(settings)
         self._factory: PipelineFactory = pipeline_factory or (lambda s: Pipeline(s, sinks=self._sinks))
         self._running = False
+        self._run_stop: StopSignal | None = None  # the stop signal of the run in progress
         self.reports: list[RunReport | None] = []  # one per run, None when it could not run at all
 
     # -- stopping ---------------------------------------------------------------------------------------
@@ -243,6 +246,8 @@ class Scheduler:
         name = signal.Signals(signum).name
         if self._running and self._stop.is_set():
             log.warning("%s again: stopping now; the transaction in progress rolls back", name)
+            if self._run_stop is not None:  # the run's own stop signal: recorded as interrupted
+                self._run_stop.request(name)
             raise StopNow(signum)
         self._stop.set()
         if self._running:
@@ -331,6 +336,7 @@ class Scheduler:
         self._running = True
         try:
             with self._factory(settings) as pipeline:
+                self._run_stop = getattr(pipeline, "stop", None)
                 report = pipeline.run()
         except PipelineError as exc:
             self._could_not_run(str(exc))
@@ -341,6 +347,7 @@ class Scheduler:
             return None
         finally:
             self._running = False
+            self._run_stop = None
         self.reports.append(report)
         errors = sum(1 for a in report.alerts if a.severity == "error")
         log.info(
@@ -375,7 +382,7 @@ def serve(settings: Settings, *, cron: str | None = None, **kwargs: Any) -> int:
         if cron is not None
         else Cron(settings.schedule_cron, source=f"{ENV_PREFIX}SCHEDULE_CRON")
     )
-    settings.require_api_url()
+    check_settings(settings, needs_api=True)  # the whole configuration, before anything is touched
     scheduler = Scheduler(settings, cron=the_cron, **kwargs)  # sinks_from_settings validates alerting
     with scheduler_lock(settings.warehouse) as locked:
         log.info(

@@ -44,9 +44,12 @@ _STATUS_LEVEL: dict[str, Level] = {
     "lost": "lost",
     # ops.build_days
     "built": "ok",
+    "stale": "pending",  # built, but its inputs changed since: the next run rebuilds it
+    "not built": "pending",  # usage complete, never built: the next run builds it
     # shared
     "failed": "failed",
     "running": "pending",
+    "interrupted": "pending",
     "warning": "warning",
     "succeeded": "ok",
 }

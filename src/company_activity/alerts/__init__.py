@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Literal, Protocol
 import tenacity
 
 from ..errors import TerminalError
-from ..logs import redact
+from ..redact import redact
 
 if TYPE_CHECKING:
     from ..config import Settings
@@ -209,6 +209,17 @@ def describe_error(exc: BaseException) -> str:
     return redact(f"{type(exc).__name__}: {text}" if text else type(exc).__name__)
 
 
+def redacted(alert: Alert) -> Alert:
+    """``alert`` with every text passed through :func:`~company_activity.redact.redact`."""
+    return replace(
+        alert,
+        title=redact(alert.title),
+        message=redact(alert.message),
+        rerun=redact(alert.rerun) if alert.rerun else alert.rerun,
+        figures={k: redact(v) for k, v in alert.figures.items()},
+    )
+
+
 def once_note(once: bool) -> str:
     """What a delivery error adds when the sink tried once only because its previous delivery failed."""
     return " (tried once: its previous delivery had failed)" if once else ""
@@ -255,6 +266,7 @@ class Alerter:
             log.debug("alert %r for %s already sent in this run", alert.title, alert.key)
             return False
         self._keys.add(alert.key)
+        alert = redacted(alert)
         self.sent.append(alert)
         for sink in self.sinks:
             try:

@@ -25,7 +25,7 @@ from email.utils import formatdate, make_msgid, parseaddr
 from urllib.parse import unquote, urlsplit
 
 from ..errors import ConfigError
-from ..logs import register_secret
+from ..redact import register_secret
 from . import PRODUCT, Alert, AlertDeliveryError, DeliveryPolicy, describe_error, once_note
 
 log = logging.getLogger("company_activity.alerts.email")

@@ -14,7 +14,8 @@ from typing import Any
 
 import httpx
 
-from ..logs import register_secret, silence_url_logging
+from ..logs import silence_url_logging
+from ..redact import register_secret, url_secret_parts
 from . import Alert, AlertDeliveryError, DeliveryPolicy, describe_error, once_note
 
 log = logging.getLogger("company_activity.alerts.teams")
@@ -112,7 +113,8 @@ class TeamsSink:
         if not webhook_url.startswith(("https://", "http://")):
             raise ValueError("the Teams webhook URL must start with https:// or http://")
         self._url = webhook_url
-        register_secret(webhook_url)
+        for piece in url_secret_parts(webhook_url):  # secret as a whole: path and query too
+            register_secret(piece)
         silence_url_logging()
         self.policy = policy or DeliveryPolicy()
         self._client = client

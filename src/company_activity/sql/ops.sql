@@ -195,24 +195,40 @@ set status = 'failed', finished_at = cast(:now as timestamp),
 where status = 'running' and run_id <> :run_id;
 
 -- name: stale_built_days
--- built days whose inputs were loaded after they were built: usage of a day of their 7-day window, or a
--- CRM snapshot on or before them. A run that died between a load and the build leaves such days; the
--- next run rebuilds them (derived from timestamps, so no bookkeeping can be lost in a crash).
+-- days to (re)build whatever run staged their inputs: (a) days with a build record (built or failed) whose
+-- inputs were loaded after it: usage of a day of their 7-day window, or a CRM snapshot on or before them;
+-- (b) days whose usage is complete but that were never built (e.g. a backfill stopped after staging).
+-- A run that died between a load and the build leaves such days; the next run builds them (derived from
+-- timestamps, so no bookkeeping can be lost in a crash). The build gate still decides what can be built.
 select b.activity_date
 from ops.build_days as b
-where b.status = 'built'
-    and (
-        exists (
-            select 1 from ops.usage_days as u
-            where u.status = 'complete'
-                and u.activity_date between b.activity_date - 6 and b.activity_date
-                and u.completed_at > b.built_at
-        )
-        or exists (
-            select 1 from ops.crm_snapshots as c
-            where c.status = 'loaded'
-                and c.snapshot_date <= b.activity_date
-                and c.loaded_at > b.built_at
-        )
+where exists (
+        select 1 from ops.usage_days as u
+        where u.status = 'complete'
+            and u.activity_date between b.activity_date - 6 and b.activity_date
+            and u.completed_at > b.built_at
     )
-order by b.activity_date;
+    or exists (
+        select 1 from ops.crm_snapshots as c
+        where c.status = 'loaded'
+            and c.snapshot_date <= b.activity_date
+            and c.loaded_at > b.built_at
+    )
+union
+select u.activity_date
+from ops.usage_days as u
+where u.status = 'complete'
+    and not exists (select 1 from ops.build_days as b where b.activity_date = u.activity_date)
+order by 1;
+
+-- name: run_steps_interrupt
+-- the steps a stopped run (SIGINT/SIGTERM, its deadline) left running: interrupted, not failed
+update ops.run_steps
+set status = 'interrupted', finished_at = cast(:now as timestamp), message = :message
+where run_id = :run_id and status = 'running';
+
+-- name: latest_run
+select run_id, command, status, started_at, finished_at, message
+from ops.runs
+order by started_at desc
+limit 1;
