@@ -1,0 +1,318 @@
+"""Streaming reader of the records of one CRM snapshot file (contract: ``specs/crm-csv.md``).
+
+:class:`CrmReader` reads a binary file object (a lake file, or ``io.BytesIO``) in chunks of
+:data:`CHUNK_BYTES`, decodes it line by line, hands the lines to the csv module and yields one
+:class:`Record` per data record: a good :class:`CrmRow`, or a bad record with its reason. It keeps
+nothing of the records it has yielded, so its memory does not grow with the file; it does not resolve
+duplicates (the caller does, in memory for :func:`~.crm.parse_crm_csv` or in SQL for the streaming load).
+
+Every record carries its first line number and its byte range in the file (``start``, ``end``), so the
+original text of a rejected record can be read back from the file for the quarantine.
+
+Values a warehouse cannot store are refused here, so that DuckDB and PostgreSQL load the same rows: a
+NUL character in a used column (PostgreSQL cannot store it) and a value longer than
+:data:`MAX_COMPANY_ID_CHARS` (``company_id``) or :data:`MAX_TEXT_CHARS` (the other used columns) make the
+record bad. A field in an ignored column may be as long as a record may be (:data:`MAX_RECORD_CHARS`).
+
+Messages quote input only as a short escaped excerpt (:func:`excerpt`).
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from ..errors import CrmFileError
+from .crm_time import parse_timestamp
+
+#: the longest ``company_id`` (characters) a row may have; a longer one quarantines the row
+MAX_COMPANY_ID_CHARS = 256
+#: the longest name, country, industry_tag or last_contact_at (characters)
+MAX_TEXT_CHARS = 4096
+#: the longest record (characters); the csv module's field limit is raised to it. A longer record, or
+#: physical line, rejects the file: it is not a CRM snapshot, or a quote was left open.
+MAX_RECORD_CHARS = 16 * 1024 * 1024
+#: a *malformed* record longer than this (bytes) is taken for a quote left open that swallowed rows:
+#: the file is rejected rather than losing those companies in one bad row (the csv module's default limit)
+RUNAWAY_BYTES = 128 * 1024
+#: how much of the file is read at a time
+CHUNK_BYTES = 1 << 20
+#: how many characters of input a message quotes
+EXCERPT_CHARS = 40
+
+_BOM = b"\xef\xbb\xbf"
+_REQUIRED = ("company_id", "name")
+_OPTIONAL = ("country", "industry_tag", "last_contact_at")
+_ALIASES = {"company_name": "name"}
+_KNOWN = frozenset(_REQUIRED + _OPTIONAL) | frozenset(_ALIASES)
+_HEADER_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_ .-]{0,39}")
+
+
+class BinaryReadable(Protocol):
+    def read(self, size: int = ..., /) -> bytes: ...
+
+
+def excerpt(value: str, limit: int = EXCERPT_CHARS) -> str:
+    """``value`` cut to ``limit`` characters and quoted like ``repr`` (control characters escaped)."""
+    if len(value) > limit:
+        return repr(value[:limit]) + "…"
+    return repr(value)
+
+
+@dataclass(frozen=True, slots=True)
+class CrmRow:
+    """A good CRM row. ``last_contact_at`` is a naive datetime in UTC."""
+
+    line: int
+    company_id: str
+    company_name: str | None
+    country: str | None
+    industry_tag: str | None
+    last_contact_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One data record: ``row`` when good, else ``reason``; bytes ``start:end`` of the file hold it."""
+
+    line: int
+    start: int
+    end: int
+    row: CrmRow | None
+    reason: str | None = None
+
+
+class _Lines:
+    """The physical lines of a binary stream (split at LF, line ends kept), decoded as UTF-8."""
+
+    def __init__(self, fh: BinaryReadable, source: str):
+        self.fh = fh
+        self.source = source
+        self.line = 0  # lines handed out
+        self.offset = 0  # bytes handed out (the end of the last line)
+        self.exhausted = False
+
+    def __iter__(self) -> Iterator[str]:
+        pending = self._first_chunk()
+        while True:
+            chunk = self.fh.read(CHUNK_BYTES)
+            if chunk:
+                pending += chunk
+                cut = pending.rfind(b"\n") + 1
+                if not cut:
+                    if len(pending) > MAX_RECORD_CHARS:
+                        self._too_long()
+                    continue
+                block, pending = pending[:cut], pending[cut:]
+            else:
+                block, pending = pending, b""
+            if block:
+                pieces = block.split(b"\n")
+                last = pieces.pop()  # empty when the block ends with LF
+                for piece in pieces:
+                    yield self._decode(piece + b"\n")
+                if last:
+                    yield self._decode(last)
+            if not chunk:
+                break
+        self.exhausted = True
+
+    def _first_chunk(self) -> bytes:
+        data = self.fh.read(CHUNK_BYTES)
+        while len(data) < len(_BOM):
+            more = self.fh.read(CHUNK_BYTES)
+            if not more:
+                break
+            data += more
+        if data.startswith(_BOM):
+            self.offset = len(_BOM)
+            return data[len(_BOM) :]
+        return data
+
+    def _decode(self, data: bytes) -> str:
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            offset = self.offset + exc.start
+            bad = data[exc.start : exc.start + 4].hex(" ")
+            raise CrmFileError(
+                f"CRM file {self.source}: not valid UTF-8 at byte offset {offset} (line {self.line + 1}): "
+                f"{exc.reason} (bytes {bad})"
+            ) from None
+        if len(data) > MAX_RECORD_CHARS:
+            self._too_long()
+        self.line += 1
+        self.offset += len(data)
+        return text
+
+    def _too_long(self) -> None:
+        raise CrmFileError(
+            f"CRM file {self.source}: line {self.line + 1} is longer than {MAX_RECORD_CHARS} bytes; "
+            "the file is not a CRM snapshot"
+        )
+
+
+class CrmReader:
+    """The header and then the data records of one CRM snapshot file; see the module docstring.
+
+    Constructing it reads the header (:class:`CrmFileError` when it is missing or unusable); iterating
+    yields the records once. ``total``, ``bad`` and ``good`` count the records yielded so far.
+    """
+
+    def __init__(self, fh: BinaryReadable, source: str):
+        if csv.field_size_limit() < MAX_RECORD_CHARS:
+            csv.field_size_limit(MAX_RECORD_CHARS)  # process-wide; only ever raised
+        self.source = source
+        self._lines = _Lines(fh, source)
+        self._reader = csv.reader(iter(self._lines), strict=True)
+        self._end_line = 0  # the last physical line the reader has consumed
+        self._end_offset = 0
+        header = self._header()
+        positions, self.extra_columns = _map_header(header, source)
+        self.n_fields = len(header)
+        self._used = [(name, positions[name]) for name in (*_REQUIRED, *_OPTIONAL) if name in positions]
+        self._i_contact = positions.get("last_contact_at")
+        self.total = 0
+        self.bad = 0
+        self.good = 0
+
+    def _advance(self) -> tuple[int, int]:
+        """The first line and byte offset of the record just read; moves the end marks past it."""
+        start = (self._end_line + 1, self._end_offset)
+        self._end_line, self._end_offset = self._lines.line, self._lines.offset
+        return start
+
+    def _header(self) -> list[str]:
+        while True:
+            line = self._end_line + 1
+            try:
+                record = next(self._reader, None)
+            except csv.Error as exc:
+                if self._lines.exhausted:
+                    raise self._unterminated(line) from None
+                raise CrmFileError(
+                    f"CRM file {self.source}: the header at line {line} is malformed: {exc}"
+                ) from None
+            if record is None:
+                raise CrmFileError(f"CRM file {self.source}: the file is empty (no header, no rows)")
+            self._advance()
+            if record:
+                return record
+
+    def _unterminated(self, start: int) -> CrmFileError:
+        return CrmFileError(
+            f"CRM file {self.source}: the record starting at line {start} runs on to line "
+            f"{self._lines.line}, the end of the file: its quoted field is never closed "
+            "(unbalanced '\"'); the rest of the file cannot be read"
+        )
+
+    def __iter__(self) -> Iterator[Record]:
+        while True:  # resumes after a malformed record
+            try:
+                for fields in self._reader:
+                    line, start = self._advance()
+                    if not fields:  # a completely empty line
+                        continue
+                    record = self._record(fields, line, start)
+                    self.total += 1
+                    if record.row is None:
+                        self.bad += 1
+                    else:
+                        self.good += 1
+                    yield record
+                return
+            except csv.Error as exc:
+                first = self._end_line + 1
+                if self._lines.exhausted:
+                    raise self._unterminated(first) from None
+                line, start = self._advance()
+                size = self._end_offset - start
+                if size > RUNAWAY_BYTES or "field larger than field limit" in str(exc):
+                    # A quote left open ran on over many rows until a later quote stopped it: the row
+                    # boundaries in between are lost, and one "bad row" would silently drop every company
+                    # it swallowed.
+                    raise CrmFileError(
+                        f"CRM file {self.source}: the record starting at line {line} runs on to line "
+                        f"{self._end_line} ({size} bytes) and is malformed, most likely from an unbalanced "
+                        f"'\"': {exc}"
+                    ) from None
+                where = f"line {line}" if self._end_line == line else f"lines {line}-{self._end_line}"
+                self.total += 1
+                self.bad += 1
+                yield Record(line, start, self._end_offset, None, f"malformed CSV ({where}): {exc}")
+
+    def _record(self, fields: list[str], line: int, start: int) -> Record:
+        end = self._end_offset
+        if len(fields) != self.n_fields:
+            return Record(line, start, end, None, f"expected {self.n_fields} fields, found {len(fields)}")
+        values: dict[str, str] = {}
+        problems: list[str] = []
+        for name, index in self._used:
+            value = fields[index].strip()
+            limit = MAX_COMPANY_ID_CHARS if name == "company_id" else MAX_TEXT_CHARS
+            if len(value) > limit:
+                problems.append(f"{name} too long: {len(value)} characters, more than the {limit} allowed")
+            elif "\x00" in value:
+                problems.append(f"{name} holds a NUL character (\\x00), which the warehouse cannot store")
+            values[name] = value
+        if problems:
+            return Record(line, start, end, None, "; ".join(problems))
+        company_id = values["company_id"]
+        contact_text = values.get("last_contact_at", "")
+        contact = parse_timestamp(contact_text) if contact_text else None
+        if not company_id:
+            problems.append("empty company_id")
+        if contact is None and contact_text:
+            problems.append(f"unparseable last_contact_at {excerpt(contact_text)}")
+        if problems:
+            return Record(line, start, end, None, "; ".join(problems))
+        row = CrmRow(
+            line,
+            company_id,
+            values["name"] or None,
+            values.get("country") or None,
+            values.get("industry_tag") or None,
+            contact,
+        )
+        return Record(line, start, end, row)
+
+
+def _looks_like_header(header: list[str]) -> bool:
+    """Whether a first line may be quoted in a message: a few plain column names, nothing else."""
+    return 0 < len(header) <= 50 and all(_HEADER_NAME.fullmatch(h.strip()) for h in header if h.strip())
+
+
+def _map_header(header: list[str], source: str) -> tuple[dict[str, int], list[str]]:
+    """Column positions of the recognised columns (canonical names) and the extra header names."""
+    positions: dict[str, int] = {}
+    spelled: dict[str, str] = {}
+    extra: list[str] = []
+    for index, written in enumerate(header):
+        key = written.strip().lower()
+        if key not in _KNOWN:
+            extra.append(written)
+            continue
+        canonical = _ALIASES.get(key, key)
+        if canonical in positions:
+            raise CrmFileError(
+                f"CRM file {source}: column {canonical} appears more than once in the header "
+                f"({excerpt(spelled[canonical])} in column {positions[canonical] + 1} and {excerpt(written)} "
+                f"in column {index + 1}); the file is ambiguous"
+            )
+        positions[canonical] = index
+        spelled[canonical] = written
+    missing = [c if c != "name" else "name (or company_name)" for c in _REQUIRED if c not in positions]
+    if missing:
+        line = ",".join(header)
+        if _looks_like_header(header):
+            shown = f"header is {excerpt(line, 2 * EXCERPT_CHARS)}"
+        else:
+            shown = f"the first line does not look like a CSV header ({len(line)} characters, not shown)"
+        raise CrmFileError(
+            f"CRM file {source}: the header lacks required column(s): {', '.join(missing)}; {shown}"
+        )
+    return positions, extra
