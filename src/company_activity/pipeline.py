@@ -22,6 +22,7 @@ from . import ingest, transform
 from .alerts import Alert, Alerter, AlertSink
 from .alerts.factory import sinks_from_settings
 from .config import Settings
+from .crm_load import load_crm_snapshot
 from .errors import (
     ApiUnavailable,
     BuildGateError,
@@ -37,7 +38,8 @@ from .logs import log_context
 from .monitoring import record_volume_checks, recovery_alert, volume_checks
 from .quality import CheckResult
 from .runs import Ledger, StepOutcome, new_run_id, utcnow
-from .sources.crm import CrmBadRowsError, CrmParseResult, parse_crm_csv, quarantine_csv
+from .sources.crm import CrmParseResult
+from .sources.crm_records import excerpt
 from .sources.usage_api import RetryPolicy, UsageApiClient
 from .storage import Lake, open_lake
 from .warehouse import Warehouse, connect
@@ -381,19 +383,34 @@ class Pipeline:
             if not self.lake.exists(rel):
                 status = "missing"
                 raise CrmFileError(f"CRM snapshot for {day.isoformat()} is missing: {self.lake.url(rel)}")
-            try:
-                parsed = parse_crm_csv(
-                    self.lake.read_bytes(rel),
-                    source=self.lake.url(rel),
+            # streamed: the file is read in chunks and duplicates are resolved in SQL (crm_load.py)
+            with self.wh.transaction():
+                loaded = load_crm_snapshot(
+                    self.wh,
+                    self.lake,
+                    rel,
+                    day=day,
+                    run_id=report.run_id,
+                    now=now,
+                    quarantine=quarantine,
                     max_bad_fraction=self.settings.crm_max_bad_fraction,
                 )
-            except CrmBadRowsError as exc:
-                # the whole file is rejected, but its bad rows are still kept for inspection
-                self.lake.write_bytes(quarantine, quarantine_csv(exc.result.rejected))
-                raise
-            if parsed.rejected:
-                self.lake.write_bytes(quarantine, quarantine_csv(parsed.rejected))
-            changed = self._load_crm(day, parsed, rel, report.run_id, now)
+                self.wh.run(
+                    "ops.sql",
+                    "crm_snapshot_upsert",
+                    _crm_status(
+                        day,
+                        "loaded",
+                        row_count=loaded.rows,
+                        rejected_count=loaded.bad,
+                        duplicate_count=loaded.duplicates,
+                        extra_columns=",".join(loaded.extra_columns) or None,
+                        source_file=rel,
+                        loaded_at=now,
+                        updated_at=now,
+                    ),
+                )
+            changed = loaded.changed
         except PipelineError as exc:
             with self.wh.transaction():
                 self.wh.run(
@@ -422,26 +439,29 @@ class Pipeline:
                     "crm_row_count",
                     "pass",
                     False,
-                    len(parsed.rows),
+                    loaded.rows,
                     0,
-                    f"{len(parsed.rows)} good rows, {parsed.bad_count} bad, "
-                    f"{parsed.duplicate_count} duplicates",
+                    f"{loaded.rows} good rows, {loaded.bad} bad, {loaded.duplicates} duplicates",
                 )
             ],
         )
         notes = []
-        if parsed.bad_count:
-            notes.append(f"{parsed.bad_count} bad row(s) quarantined")
-        if parsed.duplicate_count:
-            notes.append(f"{parsed.duplicate_count} duplicate row(s) quarantined")
-        if parsed.extra_columns:
-            notes.append("extra column(s) ignored: " + ", ".join(parsed.extra_columns))
+        if loaded.bad:
+            notes.append(f"{loaded.bad} bad row(s) quarantined")
+        if loaded.duplicates:
+            notes.append(f"{loaded.duplicates} duplicate row(s) quarantined")
+        if loaded.extra_columns:
+            shown = ", ".join(
+                excerpt(c) if not c.isprintable() or len(c) > 40 else c for c in loaded.extra_columns[:10]
+            )
+            more = f" and {len(loaded.extra_columns) - 10} more" if len(loaded.extra_columns) > 10 else ""
+            notes.append(f"extra column(s) ignored: {shown}{more}")
         outcome = StepOutcome(
             STEP_CRM,
             day,
             "warning" if notes else "succeeded",
-            rows_loaded=len(parsed.rows),
-            rows_rejected=len(parsed.rejected),
+            rows_loaded=loaded.rows,
+            rows_rejected=loaded.rejected,
             message="; ".join(notes) or None,
         )
         self._finish(report, ledger, outcome, started, alerter)
