@@ -344,7 +344,7 @@ MEMORY_PROBE = textwrap.dedent(
     size = int(sys.argv[1])
     before = peak_mib()
     reader = CrmReader(Generated(size), "generated.csv")
-    good = sum(1 for r in reader if r.row is not None)
+    good = sum(1 for r in reader if r.reason is None)
     print(good, reader.total, peak_mib() - before)
     """
 )

@@ -137,25 +137,11 @@ def load_crm_snapshot(
 
 
 def _load_rows(reader: CrmReader, examples: list[str]) -> Iterator[tuple[Any, ...]]:
-    for record in reader:
-        row = record.row
-        if row is None:
-            if len(examples) < 3:
-                examples.append(f"line {record.line}: {record.reason}")
-            yield (None, None, None, None, None, record.line, record.start, record.end, record.reason)
-        else:
-            contact = row.last_contact_at
-            yield (
-                row.company_id,
-                row.company_name,
-                row.country,
-                row.industry_tag,
-                contact.isoformat(sep=" ") if contact is not None else None,
-                record.line,
-                record.start,
-                record.end,
-                None,
-            )
+    """The rows of ``crm_load``: the values (datetimes as they are), the line, the bytes, the reason."""
+    for line, start, end, reason, company_id, name, country, industry, contact in reader:
+        if reason is not None and len(examples) < 3:
+            examples.append(f"line {line}: {reason}")
+        yield (company_id, name, country, industry, contact, line, start, end, reason)
 
 
 def _write_quarantine(wh: Warehouse, lake: Lake, rel: str, quarantine: str) -> None:

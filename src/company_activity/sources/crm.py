@@ -191,11 +191,18 @@ def _parse(data: bytes, source: str, max_bad_fraction: float) -> CrmParseResult:
     winner: dict[str, CrmRow] = {}  # per company_id, the row that wins so far
     bad: list[RejectedRow] = []
     for record in reader:
-        row = record.row
-        if row is None:
-            assert record.reason is not None
+        if record.reason is not None:
             bad.append(RejectedRow(record.line, record.reason, raw_text(data[record.start : record.end])))
             continue
+        assert record.company_id is not None
+        row = CrmRow(
+            record.line,
+            record.company_id,
+            record.company_name,
+            record.country,
+            record.industry_tag,
+            record.last_contact_at,
+        )
         good.append(row)
         ranges[row.line] = (record.start, record.end)
         held = winner.setdefault(row.company_id, row)

@@ -20,11 +20,12 @@ Messages quote input only as a short escaped excerpt (:func:`excerpt`).
 from __future__ import annotations
 
 import csv
+import io
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from ..errors import CrmFileError
 from .crm_time import parse_timestamp
@@ -75,15 +76,21 @@ class CrmRow:
     last_contact_at: datetime | None
 
 
-@dataclass(frozen=True, slots=True)
-class Record:
-    """One data record: ``row`` when good, else ``reason``; bytes ``start:end`` of the file hold it."""
+class Record(NamedTuple):
+    """One data record, good when ``reason`` is None; bytes ``start:end`` of the file hold it.
+
+    A bad record has no values (all None). ``last_contact_at`` is a naive datetime in UTC.
+    """
 
     line: int
     start: int
     end: int
-    row: CrmRow | None
-    reason: str | None = None
+    reason: str | None
+    company_id: str | None = None
+    company_name: str | None = None
+    country: str | None = None
+    industry_tag: str | None = None
+    last_contact_at: datetime | None = None
 
 
 class _Lines:
@@ -97,29 +104,43 @@ class _Lines:
         self.exhausted = False
 
     def __iter__(self) -> Iterator[str]:
+        for block in self._blocks():
+            try:
+                text = block.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                offset = self.offset + exc.start
+                line = self.line + block.count(b"\n", 0, exc.start) + 1
+                bad = block[exc.start : exc.start + 4].hex(" ")
+                raise CrmFileError(
+                    f"CRM file {self.source}: not valid UTF-8 at byte offset {offset} (line {line}): "
+                    f"{exc.reason} (bytes {bad})"
+                ) from None
+            ascii_only = len(text) == len(block)
+            for line_text in io.StringIO(text, newline="\n").readlines():
+                self.line += 1
+                self.offset += len(line_text) if ascii_only else len(line_text.encode("utf-8"))
+                yield line_text
+        self.exhausted = True
+
+    def _blocks(self) -> Iterator[bytes]:
+        """The file in pieces that end at a line end (the last one maybe not)."""
         pending = self._first_chunk()
         while True:
             chunk = self.fh.read(CHUNK_BYTES)
-            if chunk:
-                pending += chunk
-                cut = pending.rfind(b"\n") + 1
-                if not cut:
-                    if len(pending) > MAX_RECORD_CHARS:
-                        self._too_long()
-                    continue
-                block, pending = pending[:cut], pending[cut:]
-            else:
-                block, pending = pending, b""
-            if block:
-                pieces = block.split(b"\n")
-                last = pieces.pop()  # empty when the block ends with LF
-                for piece in pieces:
-                    yield self._decode(piece + b"\n")
-                if last:
-                    yield self._decode(last)
             if not chunk:
-                break
-        self.exhausted = True
+                if pending:
+                    if len(pending) > MAX_RECORD_CHARS and b"\n" not in pending[-MAX_RECORD_CHARS:]:
+                        self._too_long()
+                    yield pending
+                return
+            pending += chunk
+            cut = pending.rfind(b"\n") + 1
+            if not cut:
+                if len(pending) > MAX_RECORD_CHARS:
+                    self._too_long()
+                continue
+            yield pending[:cut]
+            pending = pending[cut:]
 
     def _first_chunk(self) -> bytes:
         data = self.fh.read(CHUNK_BYTES)
@@ -132,22 +153,6 @@ class _Lines:
             self.offset = len(_BOM)
             return data[len(_BOM) :]
         return data
-
-    def _decode(self, data: bytes) -> str:
-        try:
-            text = data.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            offset = self.offset + exc.start
-            bad = data[exc.start : exc.start + 4].hex(" ")
-            raise CrmFileError(
-                f"CRM file {self.source}: not valid UTF-8 at byte offset {offset} (line {self.line + 1}): "
-                f"{exc.reason} (bytes {bad})"
-            ) from None
-        if len(data) > MAX_RECORD_CHARS:
-            self._too_long()
-        self.line += 1
-        self.offset += len(data)
-        return text
 
     def _too_long(self) -> None:
         raise CrmFileError(
@@ -175,6 +180,10 @@ class CrmReader:
         positions, self.extra_columns = _map_header(header, source)
         self.n_fields = len(header)
         self._used = [(name, positions[name]) for name in (*_REQUIRED, *_OPTIONAL) if name in positions]
+        self._i_id = positions["company_id"]
+        self._i_name = positions["name"]
+        self._i_country = positions.get("country")
+        self._i_industry = positions.get("industry_tag")
         self._i_contact = positions.get("last_contact_at")
         self.total = 0
         self.bad = 0
@@ -219,7 +228,7 @@ class CrmReader:
                         continue
                     record = self._record(fields, line, start)
                     self.total += 1
-                    if record.row is None:
+                    if record.reason is not None:
                         self.bad += 1
                     else:
                         self.good += 1
@@ -243,13 +252,41 @@ class CrmReader:
                 where = f"line {line}" if self._end_line == line else f"lines {line}-{self._end_line}"
                 self.total += 1
                 self.bad += 1
-                yield Record(line, start, self._end_offset, None, f"malformed CSV ({where}): {exc}")
+                yield Record(line, start, self._end_offset, f"malformed CSV ({where}): {exc}")
 
     def _record(self, fields: list[str], line: int, start: int) -> Record:
         end = self._end_offset
         if len(fields) != self.n_fields:
-            return Record(line, start, end, None, f"expected {self.n_fields} fields, found {len(fields)}")
-        values: dict[str, str] = {}
+            return Record(line, start, end, f"expected {self.n_fields} fields, found {len(fields)}")
+        company_id = fields[self._i_id].strip()
+        name = fields[self._i_name].strip()
+        country = fields[self._i_country].strip() if self._i_country is not None else ""
+        industry = fields[self._i_industry].strip() if self._i_industry is not None else ""
+        contact_text = fields[self._i_contact].strip() if self._i_contact is not None else ""
+        if (
+            len(company_id) > MAX_COMPANY_ID_CHARS
+            or max(len(name), len(country), len(industry), len(contact_text)) > MAX_TEXT_CHARS
+            or "\x00" in company_id
+            or "\x00" in name
+            or "\x00" in country
+            or "\x00" in industry
+            or "\x00" in contact_text
+        ):
+            return Record(line, start, end, self._unstorable(fields))
+        contact = parse_timestamp(contact_text) if contact_text else None
+        if not company_id or (contact is None and contact_text):
+            problems: list[str] = []
+            if not company_id:
+                problems.append("empty company_id")
+            if contact is None and contact_text:
+                problems.append(f"unparseable last_contact_at {excerpt(contact_text)}")
+            return Record(line, start, end, "; ".join(problems))
+        return Record(
+            line, start, end, None, company_id, name or None, country or None, industry or None, contact
+        )
+
+    def _unstorable(self, fields: list[str]) -> str:
+        """Why a record's used values cannot be stored (too long, or a NUL character)."""
         problems: list[str] = []
         for name, index in self._used:
             value = fields[index].strip()
@@ -258,27 +295,7 @@ class CrmReader:
                 problems.append(f"{name} too long: {len(value)} characters, more than the {limit} allowed")
             elif "\x00" in value:
                 problems.append(f"{name} holds a NUL character (\\x00), which the warehouse cannot store")
-            values[name] = value
-        if problems:
-            return Record(line, start, end, None, "; ".join(problems))
-        company_id = values["company_id"]
-        contact_text = values.get("last_contact_at", "")
-        contact = parse_timestamp(contact_text) if contact_text else None
-        if not company_id:
-            problems.append("empty company_id")
-        if contact is None and contact_text:
-            problems.append(f"unparseable last_contact_at {excerpt(contact_text)}")
-        if problems:
-            return Record(line, start, end, None, "; ".join(problems))
-        row = CrmRow(
-            line,
-            company_id,
-            values["name"] or None,
-            values.get("country") or None,
-            values.get("industry_tag") or None,
-            contact,
-        )
-        return Record(line, start, end, row)
+        return "; ".join(problems)
 
 
 def _looks_like_header(header: list[str]) -> bool:
