@@ -106,21 +106,19 @@ delete from crm_load
 where reason is not null or source_line in (select source_line from crm_dup);
 
 -- name: crm_load_changed
-select count(*) from (
-    (
-        select company_id, company_name, country, industry_tag, last_contact_at from stg.crm_daily
-        where snapshot_date = cast(:day as date)
-        except
-        select company_id, company_name, country, industry_tag, last_contact_at from crm_load
-    )
-    union all
-    (
-        select company_id, company_name, country, industry_tag, last_contact_at from crm_load
-        except
-        select company_id, company_name, country, industry_tag, last_contact_at from stg.crm_daily
-        where snapshot_date = cast(:day as date)
-    )
-) as diff;
+-- how many companies differ between staging and the new load (company_id is unique on both sides)
+select count(*)
+from (
+    select company_id, company_name, country, industry_tag, last_contact_at from stg.crm_daily
+    where snapshot_date = cast(:day as date)
+) as s
+full outer join crm_load as l on l.company_id = s.company_id
+where s.company_id is null
+    or l.company_id is null
+    or s.company_name is distinct from l.company_name
+    or s.country is distinct from l.country
+    or s.industry_tag is distinct from l.industry_tag
+    or s.last_contact_at is distinct from l.last_contact_at;
 
 -- name: crm_replace_day
 delete from stg.crm_daily
