@@ -404,7 +404,7 @@ class Pipeline:
                         row_count=loaded.rows,
                         rejected_count=loaded.bad,
                         duplicate_count=loaded.duplicates,
-                        extra_columns=",".join(loaded.extra_columns) or None,
+                        extra_columns=",".join(map(_column_name, loaded.extra_columns))[:1000] or None,
                         source_file=rel,
                         loaded_at=now,
                         updated_at=now,
@@ -451,9 +451,7 @@ class Pipeline:
         if loaded.duplicates:
             notes.append(f"{loaded.duplicates} duplicate row(s) quarantined")
         if loaded.extra_columns:
-            shown = ", ".join(
-                excerpt(c) if not c.isprintable() or len(c) > 40 else c for c in loaded.extra_columns[:10]
-            )
+            shown = ", ".join(map(_column_name, loaded.extra_columns[:10]))
             more = f" and {len(loaded.extra_columns) - 10} more" if len(loaded.extra_columns) > 10 else ""
             notes.append(f"extra column(s) ignored: {shown}{more}")
         outcome = StepOutcome(
@@ -1105,6 +1103,11 @@ def _days(start: date, end: date) -> Iterator[date]:
     while day <= end:
         yield day
         day += timedelta(days=1)
+
+
+def _column_name(written: str) -> str:
+    """An ignored CRM column's name for reports: as written when short and plain, else an excerpt."""
+    return written if written.isprintable() and len(written) <= 40 else excerpt(written)
 
 
 def _crm_status(day: date, status: str, **values: Any) -> dict[str, Any]:
