@@ -29,6 +29,9 @@ DAY = date(2026, 1, 2)
 REL = f"crm/crm_daily_{DAY.isoformat()}.csv"
 
 
+PLAIN = b"C%08d,Company number %d,DE,saas,2025-12-%02d,some notes here about the company\r\n"
+
+
 def generate(path: Path, rows: int) -> int:
     """The snapshot file; returns its size in bytes."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -44,9 +47,7 @@ def generate(path: Path, rows: int) -> int:
                     b'C%08d,"Company %d, Ltd\r\nsecond line",FR,retail,2026-01-01T10:00:00Z,\r\n' % (cid, i)
                 )
             else:
-                batch.append(
-                    b"C%08d,Company number %d,DE,saas,2025-12-%02d,some notes here about the company\r\n" % (cid, i, 1 + i % 28)
-                )
+                batch.append(PLAIN % (cid, i, 1 + i % 28))
             if len(batch) >= 50_000:
                 fh.write(b"".join(batch))
                 batch.clear()
