@@ -310,6 +310,23 @@ def test_unwritable_quarantine_folder_is_a_storage_error_naming_it(wh: Warehouse
     assert staged(wh) == []
 
 
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (Linux)")
+def test_a_full_disk_is_a_storage_error_naming_the_path() -> None:
+    # /dev/full answers every write with ENOSPC: the real OS error a full disk gives
+    from company_activity.crm_load import _Guarded
+
+    with open("/dev/full", "wb", buffering=0) as raw:
+        target = _Guarded(
+            raw, "/lake/quarantine/crm/date=2026-01-02/rejected-r1.csv", "cannot write the CRM quarantine"
+        )
+        with pytest.raises(StorageError) as err:
+            target.write(b"line,reason,raw\r\n")
+    assert str(err.value) == (
+        "cannot write the CRM quarantine /lake/quarantine/crm/date=2026-01-02/rejected-r1.csv: "
+        "No space left on device (ENOSPC)"
+    )
+
+
 # -- memory does not grow with the file --------------------------------------------------------------------
 
 MEMORY_PROBE = textwrap.dedent(

@@ -466,6 +466,7 @@ class Pipeline:
         return changed
 
     def _load_crm(self, day: date, parsed: CrmParseResult, rel: str, run_id: str, now: datetime) -> bool:
+        """Load an in-memory parse result (for tools); ``run`` streams instead (``crm_load``)."""
         with self.wh.transaction():
             self.wh.run("staging.sql", "crm_load_create")
             self.wh.bulk_insert(
