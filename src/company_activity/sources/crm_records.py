@@ -326,7 +326,7 @@ def _map_header(header: list[str], source: str) -> tuple[dict[str, int], list[st
     if missing:
         line = ",".join(header)
         if _looks_like_header(header):
-            shown = f"header is {excerpt(line, 2 * EXCERPT_CHARS)}"
+            shown = f"header is {excerpt(line)}"
         else:
             shown = f"the first line does not look like a CSV header ({len(line)} characters, not shown)"
         raise CrmFileError(
