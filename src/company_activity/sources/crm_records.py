@@ -2,7 +2,7 @@
 
 :class:`CrmReader` reads a binary file object (a lake file, or ``io.BytesIO``) in chunks of
 :data:`CHUNK_BYTES`, decodes it line by line, hands the lines to the csv module and yields one
-:class:`Record` per data record: a good :class:`CrmRow`, or a bad record with its reason. It keeps
+:class:`Record` per data record: a good one with its values, or a bad one with its reason. It keeps
 nothing of the records it has yielded, so its memory does not grow with the file; it does not resolve
 duplicates (the caller does, in memory for :func:`~.crm.parse_crm_csv` or in SQL for the streaming load).
 
