@@ -24,6 +24,7 @@ from . import ingest, run_status, transform
 from .alerts import Alert, Alerter, AlertSink
 from .alerts.factory import sinks_from_settings
 from .config import Settings
+from .crm_load import load_crm_snapshot
 from .errors import (
     ApiUnavailable,
     ConfigError,
@@ -43,7 +44,8 @@ from .monitoring import record_volume_checks, recovery_alert, volume_checks
 from .quality import CheckResult
 from .redact import redact, register_secret, secrets_from_settings
 from .runs import Ledger, StepOutcome, new_run_id, utcnow
-from .sources.crm import CrmBadRowsError, CrmParseResult, parse_crm_csv, quarantine_csv
+from .sources.crm import CrmParseResult
+from .sources.crm_records import excerpt
 from .sources.usage_api import RetryPolicy, UsageApiClient
 from .stopping import StopSignal
 from .storage import Lake, open_lake_for
@@ -464,19 +466,34 @@ class Pipeline:
             if not self.lake.exists(rel):
                 status = "missing"
                 raise CrmFileError(f"CRM snapshot for {day.isoformat()} is missing: {self.lake.url(rel)}")
-            try:
-                parsed = parse_crm_csv(
-                    self.lake.read_bytes(rel),
-                    source=self.lake.url(rel),
+            # streamed: the file is read in chunks and duplicates are resolved in SQL (crm_load.py)
+            with self.wh.transaction():
+                loaded = load_crm_snapshot(
+                    self.wh,
+                    self.lake,
+                    rel,
+                    day=day,
+                    run_id=report.run_id,
+                    now=now,
+                    quarantine=quarantine,
                     max_bad_fraction=self.settings.crm_max_bad_fraction,
                 )
-            except CrmBadRowsError as exc:
-                # the whole file is rejected, but its bad rows are still kept for inspection
-                self.lake.write_bytes(quarantine, quarantine_csv(exc.result.rejected))
-                raise
-            if parsed.rejected:
-                self.lake.write_bytes(quarantine, quarantine_csv(parsed.rejected))
-            changed = self._load_crm(day, parsed, rel, report.run_id, now)
+                self.wh.run(
+                    "ops.sql",
+                    "crm_snapshot_upsert",
+                    _crm_status(
+                        day,
+                        "loaded",
+                        row_count=loaded.rows,
+                        rejected_count=loaded.bad,
+                        duplicate_count=loaded.duplicates,
+                        extra_columns=",".join(map(_column_name, loaded.extra_columns))[:1000] or None,
+                        source_file=rel,
+                        loaded_at=now,
+                        updated_at=now,
+                    ),
+                )
+            changed = loaded.changed
         except PipelineError as exc:
             with self.wh.transaction():
                 self.wh.run(
@@ -505,32 +522,34 @@ class Pipeline:
                     "crm_row_count",
                     "pass",
                     False,
-                    len(parsed.rows),
+                    loaded.rows,
                     0,
-                    f"{len(parsed.rows)} good rows, {parsed.bad_count} bad, "
-                    f"{parsed.duplicate_count} duplicates",
+                    f"{loaded.rows} good rows, {loaded.bad} bad, {loaded.duplicates} duplicates",
                 )
             ],
         )
         notes = []
-        if parsed.bad_count:
-            notes.append(f"{parsed.bad_count} bad row(s) quarantined")
-        if parsed.duplicate_count:
-            notes.append(f"{parsed.duplicate_count} duplicate row(s) quarantined")
-        if parsed.extra_columns:
-            notes.append("extra column(s) ignored: " + ", ".join(parsed.extra_columns))
+        if loaded.bad:
+            notes.append(f"{loaded.bad} bad row(s) quarantined")
+        if loaded.duplicates:
+            notes.append(f"{loaded.duplicates} duplicate row(s) quarantined")
+        if loaded.extra_columns:
+            shown = ", ".join(map(_column_name, loaded.extra_columns[:10]))
+            more = f" and {len(loaded.extra_columns) - 10} more" if len(loaded.extra_columns) > 10 else ""
+            notes.append(f"extra column(s) ignored: {shown}{more}")
         outcome = StepOutcome(
             STEP_CRM,
             day,
             "warning" if notes else "succeeded",
-            rows_loaded=len(parsed.rows),
-            rows_rejected=len(parsed.rejected),
+            rows_loaded=loaded.rows,
+            rows_rejected=loaded.rejected,
             message="; ".join(notes) or None,
         )
         self._finish(report, ledger, outcome, started, alerter)
         return changed
 
     def _load_crm(self, day: date, parsed: CrmParseResult, rel: str, run_id: str, now: datetime) -> bool:
+        """Load an in-memory parse result (for tools); ``run`` streams instead (``crm_load``)."""
         with self.wh.transaction():
             self.wh.run("staging.sql", "crm_load_create")
             self.wh.bulk_insert(
@@ -1193,6 +1212,11 @@ def _days(start: date, end: date) -> Iterator[date]:
     while day <= end:
         yield day
         day += timedelta(days=1)
+
+
+def _column_name(written: str) -> str:
+    """An ignored CRM column's name for reports: as written when short and plain, else an excerpt."""
+    return written if written.isprintable() and len(written) <= 40 else excerpt(written)
 
 
 def _crm_status(day: date, status: str, **values: Any) -> dict[str, Any]:

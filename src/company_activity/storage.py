@@ -18,7 +18,8 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from contextlib import contextmanager, suppress
+from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
 import fsspec
 
@@ -115,6 +116,43 @@ class Lake:
             os.replace(tmp, full)
         else:
             self._call(self.fs.pipe_file, full, data)
+
+    # -- streaming (the CRM snapshot and its quarantine) ------------------------------------------------
+    def open_read(self, rel: str) -> BinaryIO:
+        """A binary file object reading ``rel`` (read it in chunks; close it)."""
+        return cast(BinaryIO, self._call(self.fs.open, self.path(rel), "rb"))
+
+    @contextmanager
+    def open_write(self, rel: str) -> Iterator[BinaryIO]:
+        """A binary file that becomes ``rel`` when the block ends without an error (nothing otherwise).
+
+        Streams: a local lake writes a temporary file next to ``rel`` and renames it; an object store
+        uploads in blocks and commits the blob when the block ends.
+        """
+        full = self.path(rel)
+        if not self.is_local:
+            remote = self._call(self.fs.open, full, "wb")
+            try:
+                yield remote
+            except BaseException:
+                with suppress(Exception):
+                    remote.discard()
+                raise
+            self._call(remote.close)
+            return
+        parent = full.rsplit("/", 1)[0]
+        os.makedirs(parent, exist_ok=True)
+        tmp = f"{parent}/.{full.rsplit('/', 1)[-1]}.{uuid.uuid4().hex}.tmp"
+        try:
+            with open(tmp, "wb") as fh:
+                yield fh
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, full)
+        except BaseException:
+            with suppress(OSError):
+                os.unlink(tmp)
+            raise
 
     def walk_files(self, rel: str) -> Iterator[str]:
         """Every file below ``rel``, as paths relative to the lake root."""

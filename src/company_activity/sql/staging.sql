@@ -48,7 +48,11 @@ from usage_load;
 drop table if exists usage_load;
 
 -- name: crm_load_create
+-- Every data record of the file: a good row (reason null) or a bad one (reason set, values null), with its
+-- first line and its bytes in the file (to copy the original text into the quarantine).
 drop table if exists crm_load;
+
+drop table if exists crm_dup;
 
 create temporary table crm_load (
     company_id       varchar,
@@ -56,25 +60,65 @@ create temporary table crm_load (
     country          varchar,
     industry_tag     varchar,
     last_contact_at  timestamp,
-    source_line      integer
+    source_line      bigint,
+    byte_start       bigint,
+    byte_end         bigint,
+    reason           varchar
 );
 
--- name: crm_load_changed
-select count(*) from (
-    (
-        select company_id, company_name, country, industry_tag, last_contact_at from stg.crm_daily
-        where snapshot_date = cast(:day as date)
-        except
-        select company_id, company_name, country, industry_tag, last_contact_at from crm_load
-    )
+-- name: crm_load_duplicates
+-- The good rows that lose to another row of the same company_id: the latest last_contact_at wins, NULL
+-- being the oldest, and on a tie the later row in the file.
+create temporary table crm_dup as
+select source_line, company_id, kept_line, byte_start, byte_end
+from (
+    select
+        source_line, company_id, byte_start, byte_end,
+        row_number() over w as rank_in_company,
+        first_value(source_line) over w as kept_line
+    from crm_load
+    where reason is null
+    window w as (partition by company_id order by last_contact_at desc nulls last, source_line desc)
+) as ranked
+where rank_in_company > 1;
+
+-- name: crm_dup_count
+select count(*) from crm_dup;
+
+-- name: crm_quarantine_page
+-- The rejected records after line :after, in line order, :limit at a time.
+select source_line, reason, company_id, kept_line, byte_start, byte_end
+from (
+    select source_line, reason, cast(null as varchar) as company_id, cast(null as bigint) as kept_line,
+        byte_start, byte_end
+    from crm_load
+    where reason is not null
     union all
-    (
-        select company_id, company_name, country, industry_tag, last_contact_at from crm_load
-        except
-        select company_id, company_name, country, industry_tag, last_contact_at from stg.crm_daily
-        where snapshot_date = cast(:day as date)
-    )
-) as diff;
+    select source_line, cast(null as varchar), company_id, kept_line, byte_start, byte_end
+    from crm_dup
+) as rejected
+where source_line > :after
+order by source_line
+limit :limit;
+
+-- name: crm_load_keep_winners
+delete from crm_load
+where reason is not null or source_line in (select source_line from crm_dup);
+
+-- name: crm_load_changed
+-- how many companies differ between staging and the new load (company_id is unique on both sides)
+select count(*)
+from (
+    select company_id, company_name, country, industry_tag, last_contact_at from stg.crm_daily
+    where snapshot_date = cast(:day as date)
+) as s
+full outer join crm_load as l on l.company_id = s.company_id
+where s.company_id is null
+    or l.company_id is null
+    or s.company_name is distinct from l.company_name
+    or s.country is distinct from l.country
+    or s.industry_tag is distinct from l.industry_tag
+    or s.last_contact_at is distinct from l.last_contact_at;
 
 -- name: crm_replace_day
 delete from stg.crm_daily
@@ -91,6 +135,8 @@ from crm_load;
 
 -- name: crm_load_drop
 drop table if exists crm_load;
+
+drop table if exists crm_dup;
 
 -- name: next_snapshot_after
 select min(snapshot_date) from stg.crm_daily where snapshot_date > cast(:day as date);

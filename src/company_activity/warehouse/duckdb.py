@@ -24,13 +24,31 @@ import duckdb
 from ..errors import ConfigError, WarehouseBusyError, WarehouseError
 from . import _PARAM, Params, Row, Warehouse
 
+#: the folder of a DuckDB warehouse's temporary files, next to the database file
+TMP_DIR_NAME = ".company-activity-tmp"
+
 
 class DuckDBWarehouse(Warehouse):
     dialect = "duckdb"
     key_indexes = False  # ART indexes must fit in memory and slow bulk loads; keys hold by construction
 
-    def __init__(self, path: str, *, lock_timeout: float = 60.0, memory_limit: str | None = None):
+    def __init__(
+        self,
+        path: str,
+        *,
+        lock_timeout: float = 60.0,
+        memory_limit: str | None = None,
+        tmp_dir: str | None = None,
+    ):
         self.location = path
+        in_memory = path in ("", ":memory:") or path.startswith(":memory:")
+        #: where bulk loads write their temporary files: given, else next to the database file (the system
+        #: temporary folder for an in-memory database)
+        self.tmp_dir = tmp_dir or (
+            tempfile.gettempdir()
+            if in_memory
+            else os.path.join(os.path.dirname(os.path.abspath(path)), TMP_DIR_NAME)
+        )
         self.lock_timeout = lock_timeout
         parent = os.path.dirname(os.path.abspath(path))
         try:
@@ -65,24 +83,47 @@ class DuckDBWarehouse(Warehouse):
         return cur.fetchall()
 
     def bulk_insert(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> int:
-        fd, path = tempfile.mkstemp(prefix="company-activity-", suffix=".csv")
+        """Insert ``rows`` through a temporary CSV file read back with its dialect stated, never sniffed.
+
+        Python's csv module writes the file (RFC 4180: every value quoted, a quote doubled, LF row ends,
+        UTF-8) and DuckDB reads it with exactly that dialect: ``auto_detect = false``, every column named
+        and read as VARCHAR (the target column's type converts it, as an ``insert`` does). A last column
+        marks the NULLs (``1`` for each None), so a NULL is never confused with an empty string. So every
+        character a value may hold (CR, LF, quotes, commas, any Unicode) is stored as given. The rows
+        read back must be the rows written, or the load fails. Memory holds one row at a time; the file
+        lives in :attr:`tmp_dir` and is deleted at once.
+        """
+        width = len(columns)
+        os.makedirs(self.tmp_dir, exist_ok=True)
+        fd, path = tempfile.mkstemp(prefix=f"bulk-{os.getpid()}-", suffix=".csv", dir=self.tmp_dir)
         count = 0
         try:
             with os.fdopen(fd, "w", newline="", encoding="utf-8") as fh:
-                writer = csv.writer(fh, lineterminator="\n")
+                writer = csv.writer(fh, lineterminator="\n", quoting=csv.QUOTE_ALL)
                 for row in rows:
-                    writer.writerow(row)
+                    if len(row) != width:
+                        raise ValueError(f"bulk_insert into {table}: a row has {len(row)} values for {width}")
+                    writer.writerow((*row, "".join(["1" if v is None else "0" for v in row])))
                     count += 1
             if count:
-                cols = ", ".join(f'"{c}"' for c in columns)
-                self.con.execute(
-                    f"insert into {table} ({cols}) select * from read_csv($path, header = false, "  # noqa: S608
-                    "all_varchar = true, quote = '\"', escape = '\"', delim = ',', "
-                    f"columns = {{{', '.join(repr(c) + ': ' + repr('varchar') for c in columns)}}})",
-                    {"path": path},
+                names = ", ".join(f'"{c}"' for c in columns)
+                types = ", ".join(f"'c{i}': 'VARCHAR'" for i in range(width + 1))
+                picked = ", ".join(
+                    f"case when substr(c{width}, {i + 1}, 1) = '1' then null else c{i} end"
+                    for i in range(width)
                 )
+                read = self.con.execute(
+                    f"insert into {table} ({names}) select {picked} from read_csv($path, "  # noqa: S608
+                    "auto_detect = false, header = false, delim = ',', quote = '\"', escape = '\"', "
+                    "new_line = '\\n', strict_mode = true, allow_quoted_nulls = false, "
+                    f"encoding = 'utf-8', columns = {{{types}}})",
+                    {"path": path},
+                ).fetchall()
+                if read and read[0][0] != count:
+                    raise WarehouseError(f"bulk load into {table}: wrote {count} rows but read {read[0][0]}")
         finally:
-            os.unlink(path)
+            with contextlib.suppress(OSError):
+                os.unlink(path)
         return count
 
     def _acquire_lock(self, timeout: float) -> Callable[[], None]:
