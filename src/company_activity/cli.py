@@ -18,7 +18,7 @@ from typing import Any
 import click
 
 from .config import Settings, load_settings
-from .errors import ConfigError, PipelineError
+from .errors import ConfigError, PipelineError, WarehouseError
 from .failures import as_storage_error
 from .interrupts import EXIT_CODES, exit_now_if_stuck, handle_signals
 from .logs import configure_from_settings
@@ -28,6 +28,7 @@ from .redact import redact
 from .simulator.cli import simulate_api
 from .status_view import render_calendar, render_json
 from .stopping import StopSignal
+from .warehouse import Warehouse, connect
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -442,6 +443,84 @@ def demo(ctx: click.Context, folder: str, days: int, companies: int, seed: int) 
             ctx.obj.settings(), folder=folder, days=days, companies=companies, seed=seed, echo=click.echo
         )
     sys.exit(code)
+
+
+@main.group(invoke_without_command=True)
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 10_000), help="How many runs.")
+@click.option(
+    "--status",
+    "status_filter",
+    type=click.Choice(["running", "succeeded", "failed", "interrupted"]),
+    default=None,
+    help="Only runs that ended so.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.pass_context
+def runs(ctx: click.Context, limit: int, status_filter: str | None, as_json: bool) -> None:
+    """The run history, newest first (reads only; creates nothing).
+
+    \b
+    Examples:
+        company-activity runs --limit 5
+        company-activity runs --status failed --json
+        company-activity runs show 20261128T202143Z-5bebc4
+    """
+    if ctx.invoked_subcommand is not None:
+        ctx.meta["runs_json"] = as_json
+        return
+    from rich.console import Console
+
+    from .runs_view import count_runs, recent_runs, render_runs, to_json
+
+    with _errors(), _reader(ctx) as wh:
+        found = recent_runs(wh, limit=limit, status=status_filter)
+        total = count_runs(wh) if not found else len(found)
+    if as_json:
+        click.echo(to_json(found))
+        return
+    if not found:
+        click.echo(f"no {status_filter} runs among the {total} recorded" if total else "no runs recorded yet")
+        return
+    render_runs(Console(highlight=False), found)
+
+
+@runs.command("show")
+@click.argument("run_id")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
+@click.pass_context
+def runs_show(ctx: click.Context, run_id: str, as_json: bool) -> None:
+    """One run: its steps per day with durations and rows, checks, and the commands to re-run what failed.
+
+    RUN_ID may be the first characters of the id when they are unique.
+
+    \b
+    Example:
+        company-activity runs show 20261128T202143Z
+    """
+    from rich.console import Console
+
+    from .runs_view import load_run, render_run, to_json
+
+    with _errors(), _reader(ctx) as wh:
+        detail = load_run(wh, run_id)
+    if as_json or ctx.meta.get("runs_json"):
+        click.echo(to_json(detail))
+        return
+    render_run(Console(highlight=False), detail)
+
+
+@contextmanager
+def _reader(ctx: click.Context) -> Iterator[Warehouse]:
+    """A read-only connection to the configured warehouse; creates nothing."""
+    settings = ctx.obj.settings()
+    _setup_logging(settings)
+    wh = connect(settings.warehouse, lock_timeout=settings.lock_timeout, read_only=True)
+    try:
+        if wh.schema_version() is None:
+            raise WarehouseError(f"warehouse {wh.location} has no company-activity schema yet")
+        yield wh
+    finally:
+        wh.close()
 
 
 main.add_command(simulate_api)

@@ -258,8 +258,18 @@ def _test_pause(point: str) -> None:
         time.sleep(0.02)
 
 
-def connect(url: str, *, lock_timeout: float = 60.0, duckdb_memory_limit: str | None = None) -> Warehouse:
-    """Open the warehouse named by ``COMPANY_ACTIVITY_WAREHOUSE``."""
+def connect(
+    url: str,
+    *,
+    lock_timeout: float = 60.0,
+    duckdb_memory_limit: str | None = None,
+    read_only: bool = False,
+) -> Warehouse:
+    """Open the warehouse named by ``COMPANY_ACTIVITY_WAREHOUSE``.
+
+    ``read_only``: for readers (``status``, ``runs``, the web UI): nothing is created or migrated, a DuckDB
+    file that does not exist is a WarehouseError saying so, PostgreSQL sessions are read-only.
+    """
     if url.startswith(("postgresql://", "postgres://")):
         try:
             from .postgres import PostgresWarehouse
@@ -268,7 +278,7 @@ def connect(url: str, *, lock_timeout: float = 60.0, duckdb_memory_limit: str | 
                 "COMPANY_ACTIVITY_WAREHOUSE is a PostgreSQL URL but psycopg is not installed: "
                 "pip install 'company-activity[postgres]'"
             ) from exc
-        return PostgresWarehouse(url, lock_timeout=lock_timeout)
+        return PostgresWarehouse(url, lock_timeout=lock_timeout, read_only=read_only)
     path = url.removeprefix("duckdb:")
     if "://" in path:
         raise ConfigError(
@@ -277,4 +287,6 @@ def connect(url: str, *, lock_timeout: float = 60.0, duckdb_memory_limit: str | 
         )
     from .duckdb import DuckDBWarehouse
 
-    return DuckDBWarehouse(path, lock_timeout=lock_timeout, memory_limit=duckdb_memory_limit)
+    return DuckDBWarehouse(
+        path, lock_timeout=lock_timeout, memory_limit=duckdb_memory_limit, read_only=read_only
+    )

@@ -39,6 +39,7 @@ class DuckDBWarehouse(Warehouse):
         lock_timeout: float = 60.0,
         memory_limit: str | None = None,
         tmp_dir: str | None = None,
+        read_only: bool = False,
     ):
         self.location = path
         in_memory = path in ("", ":memory:") or path.startswith(":memory:")
@@ -50,14 +51,23 @@ class DuckDBWarehouse(Warehouse):
             else os.path.join(os.path.dirname(os.path.abspath(path)), TMP_DIR_NAME)
         )
         self.lock_timeout = lock_timeout
-        parent = os.path.dirname(os.path.abspath(path))
-        try:
-            os.makedirs(parent, exist_ok=True)
-        except OSError as exc:
-            raise ConfigError(f"COMPANY_ACTIVITY_WAREHOUSE: cannot create folder {parent}: {exc}") from None
+        self.read_only = read_only
         config: dict[str, str | bool | int | float | list[str]] = (
             {"memory_limit": _memory_size(memory_limit)} if memory_limit else {}
         )
+        if read_only:
+            # a reader never creates anything: no folder, no file
+            if not os.path.isfile(path):
+                raise WarehouseError(f"no warehouse at {path} (nothing has run against it yet)")
+            config["access_mode"] = "READ_ONLY"
+        else:
+            parent = os.path.dirname(os.path.abspath(path))
+            try:
+                os.makedirs(parent, exist_ok=True)
+            except OSError as exc:
+                raise ConfigError(
+                    f"COMPANY_ACTIVITY_WAREHOUSE: cannot create folder {parent}: {exc}"
+                ) from None
         deadline = time.monotonic() + lock_timeout
         while True:
             try:
@@ -72,6 +82,8 @@ class DuckDBWarehouse(Warehouse):
                     raise WarehouseBusyError(self.busy_message(lock_timeout, holder)) from None
                 time.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
         self.con.execute("set timezone = 'UTC'")
+        if read_only:
+            return
         # inserts need not keep their input order: less memory and parallel writes for the big loads
         self.con.execute("set preserve_insertion_order = false")
 

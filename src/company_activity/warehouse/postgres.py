@@ -75,10 +75,11 @@ def redact(url: str) -> str:
 class PostgresWarehouse(Warehouse):
     dialect = "postgresql"
 
-    def __init__(self, url: str, *, lock_timeout: float = 60.0):
+    def __init__(self, url: str, *, lock_timeout: float = 60.0, read_only: bool = False):
         self.url = url
         self.location = redact(url)
         self.lock_timeout = lock_timeout
+        self.read_only = read_only
         self.con = self._connect(autocommit=False)
         self.con.execute("set time zone 'UTC'")
         self.con.commit()
@@ -87,6 +88,8 @@ class PostgresWarehouse(Warehouse):
         # the application name tells who holds the run lock: this process and its host
         name = f"company-activity pid {os.getpid()} on {socket.gethostname()}"[:63]
         extra: dict[str, Any] = {"application_name": name}
+        if self.read_only:
+            extra["options"] = "-c default_transaction_read_only=on"
         if "connect_timeout" not in self.url:
             extra["connect_timeout"] = 15
         try:
