@@ -51,6 +51,11 @@ class Mutant:
     new: str
     tests: tuple[str, ...]
     what: str
+    more: tuple[tuple[str, str, str], ...] = ()  # further (file, old, new) replacements of the same mutant
+
+    @property
+    def edits(self) -> tuple[tuple[str, str, str], ...]:
+        return ((self.file, self.old, self.new), *self.more)
 
 
 def _publish(column_test: str, what: str, name: str) -> Mutant:
@@ -141,7 +146,14 @@ MUTANTS: list[Mutant] = [
         "affected |= set(_days(day, day + timedelta(days=6)))",
         "affected |= set(_days(day, day + timedelta(days=5)))",
         (FIELDS,),
-        "re-ingested usage rebuilds D … D+5, not D … D+6",
+        "re-ingested usage rebuilds D … D+5, not D … D+6 (and no stale-day safety net)",
+        more=(
+            (
+                "src/company_activity/pipeline.py",
+                '        affected |= {r[0] for r in self.wh.run("ops.sql", "stale_built_days")}\n',
+                "",
+            ),
+        ),
     ),
     Mutant(
         "crm-rebuild-range",
@@ -149,7 +161,22 @@ MUTANTS: list[Mutant] = [
         "return set(_days(day, last + timedelta(days=6)))",
         "return set(_days(day, last))",
         (FIELDS,),
-        "a late CRM snapshot does not rebuild the churn flags six days on",
+        "a late CRM snapshot does not rebuild the churn flags six days on (and no stale-day safety net)",
+        more=(
+            (
+                "src/company_activity/pipeline.py",
+                '        affected |= {r[0] for r in self.wh.run("ops.sql", "stale_built_days")}\n',
+                "",
+            ),
+        ),
+    ),
+    Mutant(
+        "no-stale-net",
+        "src/company_activity/pipeline.py",
+        '        affected |= {r[0] for r in self.wh.run("ops.sql", "stale_built_days")}\n',
+        "",
+        ("tests/test_crash.py", "tests/test_usage_crash.py"),
+        "built days whose inputs were loaded after their build (a run killed in between) are not rebuilt",
     ),
     # -- the API client --------------------------------------------------------------------------------------
     Mutant(
@@ -159,14 +186,6 @@ MUTANTS: list[Mutant] = [
         "                continue\n",
         ("tests/test_usage_api.py",),
         "the 'token already refreshed' flag is not reset by a non-401 answer (401 -> 503 -> 401 fails)",
-    ),
-    Mutant(
-        "usage-401-per-page",
-        "src/company_activity/sources/usage_api.py",
-        "            auth = _AuthState()\n",
-        "",
-        ("tests/test_usage_api.py",),
-        "one 'token refreshed' flag for the whole day instead of one per page",
     ),
     # -- monitoring ------------------------------------------------------------------------------------------
     Mutant(
@@ -197,11 +216,12 @@ def run_mutant(
         copy_tree(tree)
         if m is not None:
             tests = m.tests
-            target = tree / m.file
-            text = target.read_text()
-            if text.count(m.old) != 1:
-                return "stale", 0.0, f"{m.file}: the text to replace occurs {text.count(m.old)} times"
-            target.write_text(text.replace(m.old, m.new))
+            for file, old, new in m.edits:
+                target = tree / file
+                text = target.read_text()
+                if text.count(old) != 1:
+                    return "stale", 0.0, f"{file}: the text to replace occurs {text.count(old)} times"
+                target.write_text(text.replace(old, new))
         env = os.environ | {"PYTHONPATH": str(tree / "src"), "CI": "true", "PYTHONDONTWRITEBYTECODE": "1"}
         check = subprocess.run(
             [python, "-c", "import company_activity; print(company_activity.__file__)"],
