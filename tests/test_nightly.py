@@ -78,9 +78,9 @@ class QueryLog:
         self.names: list[str] = []
         self._run = wh.run
 
-        def run(file: str, name: str, params: dict[str, Any] | None = None) -> Any:
-            self.names.append(name)
-            return self._run(file, name, params) if params is not None else self._run(file, name)
+        def run(file: str, name: str | None = None, params: dict[str, Any] | None = None) -> Any:
+            self.names.append(name or file)
+            return self._run(file, name, params)
 
         wh.run = run  # type: ignore[method-assign]
 
