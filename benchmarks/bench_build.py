@@ -1,6 +1,7 @@
 """Benchmark: building analytics.company_daily_activity.
 
-Fills a fresh warehouse with N companies x D days of staging data (generated in SQL), then times
+Fills a fresh warehouse with N companies x D days of staging data (generated in SQL: one CRM snapshot per
+day, as in a warehouse that loads a file a day), then times
 (1) building the last day alone and (2) building / rebuilding the whole range. Prints wall time and the
 process's peak RSS. Run by hand, never by `make test`:
 
@@ -38,16 +39,20 @@ def peak_rss_mb() -> float:
 
 
 def fill(wh: Warehouse, companies: int, days: int) -> None:
-    """One CRM snapshot on the first day, usage for ~60% of companies each day, all days complete."""
+    """One CRM snapshot per day (as a warehouse that loads a file a day holds), usage for ~60% of the
+    companies each day, all days complete. A company's name changes every 97 days, so later snapshots are
+    not all copies of the first."""
     now = datetime(2026, 1, 1)
     end = START + timedelta(days=days - 1)
     with wh.transaction():
         wh.execute(
             "insert into stg.crm_daily "
-            "select cast(:start as date), 'C' || lpad(cast(i as varchar), 7, '0'), "
-            "'Company ' || cast(i as varchar), 'DE', 'saas', null, 'bench.csv', cast(i as integer), "
-            "cast(:now as timestamp), 'bench' from generate_series(1, :n) as g(i)",
-            {"start": START, "now": now, "n": companies},
+            "select cast(:start as date) + cast(dd as integer), 'C' || lpad(cast(i as varchar), 7, '0'), "
+            "'Company ' || cast(i as varchar) || '/' "
+            "|| cast(cast(floor((i + dd) / 97.0) as integer) as varchar), "
+            "'DE', 'saas', null, 'bench.csv', cast(i as integer), cast(:now as timestamp), 'bench' "
+            "from generate_series(1, :n) as g(i) cross join generate_series(0, :d) as h(dd)",
+            {"start": START, "now": now, "n": companies, "d": days - 1},
         )
         wh.execute(
             "insert into stg.product_usage_daily "

@@ -1,12 +1,31 @@
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from company_activity.warehouse import Warehouse
 from company_activity.warehouse.duckdb import DuckDBWarehouse
+
+# Hypothesis profiles. "ci" (chosen when the CI variable is set, as `.ci/run` is run with `CI=true`):
+# derandomized (the same examples on every run, so a red CI is always a real regression), no example
+# database (a fresh clone has none anyway), the reproduction blob printed on a failure, and no timing
+# checks (no per-example deadline, no "too slow" health check: a loaded machine is no regression).
+# "dev" (the default elsewhere): randomized, with the local example database, to keep finding new cases.
+# Pick one explicitly with `pytest --hypothesis-profile=ci` or HYPOTHESIS_PROFILE=ci.
+settings.register_profile(
+    "ci",
+    derandomize=True,
+    database=None,
+    print_blob=True,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.register_profile("dev")
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") else "dev"))
 
 
 @pytest.fixture

@@ -15,7 +15,6 @@ import dagster as dg  # the [dev] extra installs it (the adapter's own extra is 
 import pytest
 from click.testing import CliRunner
 
-from company_activity.alerts import Alert
 from company_activity.cli import main
 from company_activity.orchestration import dagster as adapter
 from company_activity.simulator import SimulatorOptions, SimulatorServer
@@ -23,6 +22,8 @@ from company_activity.warehouse import connect
 
 from . import procs
 from .helpers import days, table
+from .test_alerts_email import Server, smtp_server  # noqa: F401 (fixture)
+from .test_alerts_teams import Receiver, receiver  # noqa: F401 (fixture)
 
 TODAY = date(2026, 11, 12)
 START = date(2026, 11, 1)
@@ -108,7 +109,8 @@ def test_partitions_build_the_rows_the_cli_builds(
 def test_a_failed_blocking_check_fails_the_build_and_the_sensor_alerts(
     assets: list[dg.AssetsDefinition],
     env: dict[str, str],
-    monkeypatch: pytest.MonkeyPatch,
+    receiver: Receiver,  # noqa: F811
+    smtp_server: Server,  # noqa: F811
 ) -> None:
     instance = dg.DagsterInstance.ephemeral()
     assert materialize(assets, env, D3, instance).success
@@ -126,32 +128,43 @@ def test_a_failed_blocking_check_fails_the_build_and_the_sensor_alerts(
     with connect(env["COMPANY_ACTIVITY_WAREHOUSE"]) as wh:
         assert {d for d, _ in table(wh)} == {D3}  # nothing of D5 was published
 
-    sent: list[Alert] = []
-
-    class Recorder:
-        name = "recorder"
-
-        def send(self, alert: Alert) -> None:
-            sent.append(alert)
-
-    monkeypatch.setattr(adapter, "sinks_from_settings", lambda settings: [Recorder()])
+    # the sensor goes through the settings -> sinks wiring to a real webhook receiver and a real SMTP server
+    box, port = smtp_server()
+    alerting = env | {
+        "COMPANY_ACTIVITY_TEAMS_WEBHOOK_URL": receiver.url,
+        "COMPANY_ACTIVITY_SMTP_URL": f"smtp://127.0.0.1:{port}",
+        "COMPANY_ACTIVITY_ALERT_EMAIL_FROM": "pipeline@example.com",
+        "COMPANY_ACTIVITY_ALERT_EMAIL_TO": "data-team@example.com",
+        "COMPANY_ACTIVITY_ALERT_MAX_ATTEMPTS": "2",
+        "COMPANY_ACTIVITY_ALERT_TIMEOUT": "5",
+    }
     context = dg.build_run_status_sensor_context(
         sensor_name=adapter.SENSOR_NAME,
         dagster_event=result.get_run_failure_event(),
         dagster_instance=instance,
         dagster_run=result.dagster_run,
-        resources={adapter.RESOURCE_KEY: resource(env)},
+        resources={adapter.RESOURCE_KEY: resource(alerting)},
     ).for_run_failure()
     adapter.run_failure_alerts(context)
-    (alert,) = sent
-    assert alert.severity == "error" and alert.title == "orchestrator run failure"
-    assert alert.day == D5 and alert.step == "company_daily_activity"
-    assert alert.message == (
+    message = (
         "Dagster run of __ephemeral_asset_job__ failed: company_daily_activity: build 2026-11-05: "
         "cannot build 2026-11-05: usage is not complete for 2026-11-04"
     )
-    assert alert.rerun == "company-activity rerun --date 2026-11-05"
-    assert alert.run_id == result.dagster_run.run_id
+    (request,) = receiver.requests
+    card = str(request["json"])
+    heading = request["json"]["attachments"][0]["content"]["body"][0]["text"]
+    assert "orchestrator run failure" in heading
+    for text in (message, "company-activity rerun --date 2026-11-05", result.dagster_run.run_id):
+        assert text in card, text
+    assert "company_daily_activity" in card and "2026-11-05" in card
+    (envelope,) = box.envelopes
+    assert envelope.rcpt_tos == ["data-team@example.com"]
+    mail = box.message(0)
+    assert "orchestrator run failure" in mail["Subject"] and "2026-11-05" in mail["Subject"]
+    plain = mail.get_body(preferencelist=("plain",))
+    assert plain is not None
+    body = plain.get_content()
+    assert message in " ".join(body.split()) and "company-activity rerun --date 2026-11-05" in body
 
 
 def test_a_missing_crm_snapshot_fails_its_check_but_not_the_build(

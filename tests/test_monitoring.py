@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from company_activity.config import Settings, load_settings
@@ -316,17 +316,42 @@ counts = st.integers(min_value=0, max_value=10_000)
 
 
 @given(counts, st.none() | counts, st.none() | counts, st.floats(min_value=0.01, max_value=1.0))
+@example(count=0, prev=1, week=0, threshold=0.1)  # a week-old 0 is no usable figure: the previous day decides
+@example(count=0, prev=0, week=5, threshold=0.1)  # a previous-day 0 is no usable figure: nothing is decided
+@example(count=5, prev=10, week=None, threshold=0.1)
 def test_both_means_a_drop_against_every_figure_there_is(
     count: int, prev: int | None, week: int | None, threshold: float
 ) -> None:
+    """The README's rule: a baseline of 0 is no usable figure, exactly like a missing one."""
     check = evaluate_volume("usage", date(2026, 10, 21), count, prev, week, VolumeRule(threshold))
 
-    def dropped(base: int | None) -> bool:
-        return base is not None and base > 0 and (base - count) / base > threshold
+    def usable(base: int | None) -> bool:
+        return base is not None and base > 0
 
-    expected = dropped(prev) and (week is None or dropped(week))
+    def dropped(base: int | None) -> bool:
+        return base is not None and usable(base) and (base - count) / base > threshold
+
+    expected = dropped(prev) and (not usable(week) or dropped(week))
     assert check.anomalous == expected
     assert check.status == ("warn" if expected else "pass")
+    if expected and week is not None and not usable(week):
+        assert "a week-earlier figure of 0 is no usable baseline" in check.message
+        assert "on Wednesday a week earlier (no usable baseline)" in check.message
+    if expected and week is None:
+        assert "(no figure a week earlier)" in check.message
+    if not usable(prev):
+        assert "not compared (no baseline figure" in check.message
+
+
+def test_a_week_old_zero_is_no_usable_figure_and_the_message_says_so() -> None:
+    check = evaluate_volume("usage", date(2026, 10, 21), 0, 1, 0, VolumeRule(0.1))
+    assert check.anomalous
+    assert check.message == (
+        "API usage records of 2026-10-21 dropped more than 10% against the previous day (a week-earlier "
+        "figure of 0 is no usable baseline): 0 vs 1 the previous day (-100.0%); 0 on Wednesday a week "
+        "earlier (no usable baseline)"
+    )
+    assert check.observed == 1.0
 
 
 # == recovery notices =======================================================================================

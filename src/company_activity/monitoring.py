@@ -6,8 +6,11 @@
 weekday a week earlier (D-7). With the default baseline ``"both"``, a drop of more than the threshold
 (default 10 %) against **both** is an anomaly, so a normal weekend dip (down against Friday, level with last
 Saturday) is not; with no D-7 figure the previous day alone decides; with no D-1 figure (or no figure for D)
-nothing is decided. ``"previous_day"`` and ``"week_ago"`` use one baseline only; ``"off"`` disables the
-check of a source. Anomalies alert; they block publishing only when the source is configured blocking.
+nothing is decided. **A baseline of 0 is no usable figure** (a drop from 0 has no size): it counts exactly as
+a missing figure, so with D-7 = 0 the previous day alone decides, and with D-1 = 0 nothing is decided; the
+message says so ("… is no usable baseline"). ``"previous_day"`` and ``"week_ago"`` use one baseline only;
+``"off"`` disables the check of a source. Anomalies alert; they block publishing only when the source is
+configured blocking.
 
 Settings: ``volume_{crm,usage}_threshold``, ``volume_{crm,usage}_baseline``, ``volume_{crm,usage}_blocking``.
 """
@@ -142,7 +145,7 @@ VolumeAnomaly: TypeAlias = VolumeCheck  # a VolumeCheck whose ``anomalous`` is T
 
 
 def drop_fraction(count: int, baseline: int | None) -> float | None:
-    """``(baseline - count) / baseline``; None without a positive baseline."""
+    """``(baseline - count) / baseline``; None without a positive baseline (0 is no usable figure)."""
     if baseline is None or baseline <= 0:
         return None
     return (baseline - count) / baseline
@@ -178,12 +181,16 @@ def evaluate_volume(
         comparisons.append(f"{week_ago_count} on {weekday} a week earlier ({_change(week)})")
     against = "; ".join(comparisons) or "no earlier figure"
     if anomalous:
+        if week is not None:
+            both = "the previous day and the same weekday a week earlier"
+        elif week_ago_count is None:
+            both = "the previous day (no figure a week earlier)"
+        else:  # a week-old figure of 0 (see drop_fraction)
+            both = f"the previous day (a week-earlier figure of {week_ago_count} is no usable baseline)"
         basis = {
             "previous_day": "the previous day",
             "week_ago": "the same weekday a week earlier",
-            "both": "the previous day and the same weekday a week earlier"
-            if week is not None
-            else "the previous day (no figure a week earlier)",
+            "both": both,
         }.get(rule.baseline, "")
         message = (
             f"{what} of {day.isoformat()} dropped more than {t:.0%} against {basis}: {count} vs {against}"
@@ -308,7 +315,8 @@ def _signed_pct(change: float) -> str:
 
 
 def _change(drop: float | None) -> str:
-    return "n/a" if drop is None else _signed_pct(-drop)
+    """The change against a figure that is there: a percentage, or why a 0 cannot be one."""
+    return "no usable baseline" if drop is None else _signed_pct(-drop)
 
 
 def _as_date(value: object) -> date:
