@@ -37,8 +37,8 @@ demo: $(STAMP)  ## run the whole pipeline on embedded defaults (DuckDB + local l
 test: lint typecheck unit  ## everything CI runs
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks scripts
+	$(BIN)/ruff format --check src tests benchmarks scripts
 	$(BIN)/hadolint Dockerfile
 
 typecheck: $(STAMP)
