@@ -27,7 +27,7 @@ from company_activity.errors import (
     InvalidRequest,
     UsageDataError,
 )
-from company_activity.sources import usage_api
+from company_activity.sources.usage import auth as usage_auth
 from company_activity.sources.usage_api import (
     Page,
     RetryPolicy,
@@ -360,7 +360,7 @@ def test_token_endpoint_down_gives_api_unavailable() -> None:
 
 def test_token_is_refreshed_shortly_before_it_expires(api: FakeApi, monkeypatch: pytest.MonkeyPatch) -> None:
     clock = [1000.0]
-    monkeypatch.setattr(usage_api, "_monotonic", lambda: clock[0])
+    monkeypatch.setattr(usage_auth, "_monotonic", lambda: clock[0])
     api.expires_in = 100
     with make_client(api) as client:
         list(client.fetch_day(DAY))

@@ -1,0 +1,154 @@
+"""Client-side rate limiting: requests paced evenly, slowed down by a 429, recovering gradually.
+
+:class:`AdaptivePacer` sends one request every ``1 / rate`` seconds, never a burst: a server that enforces
+its limit strictly (a request arriving sooner than ``1 / R`` after the previous one is refused) accepts a
+client paced at the same ``R``. Its rate adapts, AIMD style: a ``429`` halves it (down to a floor), and
+every successful request adds back a twentieth of the configured rate until the configured rate is
+reached again. Waits go through the run's :class:`~company_activity.stopping.StopSignal`, so a stop
+interrupts them.
+
+:class:`OldestDayFirst` hands the pacer's slots to the waiting request of the oldest day first.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import math
+import threading
+import time
+from collections.abc import Callable
+from datetime import date
+from typing import Protocol
+
+from ...errors import ConfigError
+
+__all__ = ["AdaptivePacer", "OldestDayFirst"]
+
+#: a margin on every interval (2 % + 1 ms), so that the jitter of the network and of thread scheduling
+#: does not make a request arrive sooner than ``1 / R`` after the previous one at a strict server
+_MARGIN_FRACTION = 0.02
+_MARGIN_SECONDS = 0.001
+
+
+class AdaptivePacer:
+    """One request every ``1 / rate`` seconds (monotonic clock, under a lock); AIMD on 429s.
+
+    ``decrease``: the factor applied to the rate on a 429; ``floor``: the least rate (requests/s);
+    ``increase``: requests/s added back per successful request (default: a twentieth of ``rate``).
+    """
+
+    def __init__(
+        self,
+        rate: float,
+        *,
+        floor: float = 0.5,
+        decrease: float = 0.5,
+        increase: float | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if not (rate > 0 and math.isfinite(rate)):
+            raise ConfigError(f"api rate limit must be a positive number of requests per second, got {rate}")
+        if not 0 < decrease < 1:
+            raise ConfigError(f"api rate decrease factor must be between 0 and 1, got {decrease}")
+        self.configured = float(rate)
+        self.floor = min(float(floor), self.configured)
+        self.decrease = decrease
+        self.increase = increase if increase is not None else self.configured / 20
+        self._rate = self.configured
+        self._sleep = sleep
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._last: float | None = None  # when the previous request was let through
+        self.throttled_count = 0
+
+    @property
+    def rate(self) -> float:
+        """The current rate (requests per second)."""
+        with self._lock:
+            return self._rate
+
+    def interval(self) -> float:
+        with self._lock:
+            return self._interval()
+
+    def _interval(self) -> float:
+        return (1.0 + _MARGIN_FRACTION) / self._rate + _MARGIN_SECONDS
+
+    def try_acquire(self, name: str = "", blocking: bool = True) -> bool:
+        """Wait for the next slot (``blocking``) and take it; without blocking, take it only if it is due."""
+        while True:
+            with self._lock:
+                now = self._clock()
+                due = now if self._last is None else self._last + self._interval()
+                if due <= now:
+                    self._last = now
+                    return True
+                wait = due - now
+            if not blocking:
+                return False
+            self._sleep(wait)  # then look again: a 429 meanwhile may have pushed the slot further
+
+    def on_success(self) -> None:
+        """A request went through: add back some rate (up to the configured one)."""
+        with self._lock:
+            if self._rate < self.configured:
+                self._rate = min(self.configured, self._rate + self.increase)
+
+    def on_throttled(self) -> None:
+        """The server answered 429: slow down (multiplicative decrease, down to the floor)."""
+        with self._lock:
+            self._rate = max(self.floor, self._rate * self.decrease)
+            self.throttled_count += 1
+
+    def close(self) -> None:
+        return None
+
+
+class _Slots(Protocol):
+    def try_acquire(self, name: str, blocking: bool) -> bool: ...
+
+    def close(self) -> None: ...
+
+
+class OldestDayFirst:
+    """Hands the pacer's slots to the waiting request of the oldest day first.
+
+    One thread at a time waits on the pacer; when it has its slot, the oldest day among the threads
+    waiting goes next. A catch-up then completes its days oldest first, each day's staging load overlapping
+    the fetching of the next (instead of every day finishing together at the end), and the days nearest to
+    leaving the API's retention are captured first. Capacity the oldest day cannot use (while its request
+    is on the wire) goes to younger days, so the limit stays saturated.
+    """
+
+    def __init__(self, limiter: _Slots) -> None:
+        self._limiter = limiter
+        self._cond = threading.Condition()
+        self._waiting: list[tuple[date, int]] = []  # a heap of (day, arrival)
+        self._arrivals = itertools.count()
+        self._busy = False
+
+    def acquire(self, day: date) -> None:
+        ticket = (day, next(self._arrivals))
+        with self._cond:
+            heapq.heappush(self._waiting, ticket)
+            try:
+                while self._busy or self._waiting[0] != ticket:
+                    self._cond.wait()
+            except BaseException:
+                self._waiting.remove(ticket)
+                heapq.heapify(self._waiting)
+                self._cond.notify_all()
+                raise
+            heapq.heappop(self._waiting)
+            self._busy = True
+        try:
+            self._limiter.try_acquire("product-usage-api", blocking=True)
+        finally:
+            with self._cond:
+                self._busy = False
+                self._cond.notify_all()
+
+    def close(self) -> None:
+        self._limiter.close()
