@@ -145,6 +145,8 @@ class Pipeline:
                 page_size=s.api_page_size,
                 timeout=s.api_timeout,
                 rate_limit=s.api_rate_limit,
+                rate_floor=s.api_rate_floor,  # issue 9: AIMD floor
+                max_pages_per_day=s.api_max_pages_per_day,  # issue 9: page cap
                 retry=RetryPolicy(
                     max_attempts=s.api_max_attempts,
                     backoff_initial=s.api_backoff_initial,
