@@ -183,8 +183,6 @@ def test_a_version_1_warehouse_gets_64_bit_counts_and_keeps_its_rows(
             "values (cast('2026-01-06' as date), 'C1', :big, :big, 'r2', :t)",
             {"big": big, "t": utcnow()},
         )
-        rows = wh.execute(
-            "select active_users, events from stg.product_usage_daily order by activity_date"
-        )
+        rows = wh.execute("select active_users, events from stg.product_usage_daily order by activity_date")
     assert [tuple(r) for r in rows] == [(2147483647, 7), (big, big)]
     assert count_column_types(wh_url) == [(*c, "bigint") for c in COUNT_COLUMNS]

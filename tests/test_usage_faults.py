@@ -511,8 +511,8 @@ def test_numbers_orjson_refuses_name_the_field_and_are_not_retried(
     asked: list[int] = []
     original = world.sim._handle_usage
 
-    def handle(query: str, headers: Any) -> tuple[int, bytes, dict[str, str]]:
-        status, payload, extra = original(query, headers)
+    def handle(query: str, headers: Any, *args: Any) -> tuple[int, bytes, dict[str, str]]:
+        status, payload, extra = original(query, headers, *args)
         if "2026-11-10" in query and status == 200:
             asked.append(1)
             payload = payload.replace(b'"active_users":1', b'"active_users":1e400')

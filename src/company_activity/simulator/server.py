@@ -250,9 +250,9 @@ class _Bucket:
         self.tokens = self.capacity
         self.stamp = time.monotonic()
 
-    def take(self) -> tuple[bool, float]:
+    def take(self, now: float | None = None) -> tuple[bool, float]:
         """(allowed, seconds until the next request would be allowed)."""
-        now = time.monotonic()
+        now = time.monotonic() if now is None else max(now, self.stamp)
         self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
         self.stamp = now
         if self.tokens >= 1.0:
@@ -269,8 +269,8 @@ class _Strict:
         self.last: float | None = None
         self.tokens = 1.0  # for the X-RateLimit-Remaining header
 
-    def take(self) -> tuple[bool, float]:
-        now = time.monotonic()
+    def take(self, now: float | None = None) -> tuple[bool, float]:
+        now = time.monotonic() if now is None else now
         interval = 1.0 / self.rate
         if self.last is not None and now - self.last < interval:
             self.tokens = 0.0
@@ -324,6 +324,10 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         return
 
+    def parse_request(self) -> bool:
+        self.arrived = time.monotonic()  # when the request line was read: what a strict limit measures
+        return super().parse_request()
+
     def do_GET(self) -> None:
         self._dispatch("GET")
 
@@ -344,7 +348,7 @@ class _Handler(BaseHTTPRequestHandler):
             if path == USAGE_PATH:
                 if method != "GET":
                     raise _Reply(405, "method_not_allowed", {"Allow": "GET"})
-                status, payload, headers = self.sim._handle_usage(parts.query, self.headers)
+                status, payload, headers = self.sim._handle_usage(parts.query, self.headers, self.arrived)
             elif path == TOKEN_PATH:
                 if method != "POST":
                     raise _Reply(405, "method_not_allowed", {"Allow": "POST"})
@@ -593,7 +597,7 @@ class SimulatorServer:
             raise _Reply(401, "invalid_token", {"WWW-Authenticate": 'Bearer error="invalid_token"'})
         raise _Reply(401, "invalid_api_key")
 
-    def _rate_limit(self, client: str) -> dict[str, str]:
+    def _rate_limit(self, client: str, arrived: float | None = None) -> dict[str, str]:
         """Rate-limit headers for the response, or a 429."""
         opts = self.options
         headers: dict[str, str] = {}
@@ -603,7 +607,7 @@ class SimulatorServer:
                 kind = _Strict if opts.rate_limit_strict else _Bucket
                 if type(bucket) is not kind or bucket.rate != opts.rate_limit:
                     bucket = self._buckets[client] = kind(opts.rate_limit)
-                allowed, wait = bucket.take()
+                allowed, wait = bucket.take(arrived)
                 remaining = int(bucket.tokens)
             headers = {
                 "X-RateLimit-Limit": str(max(1, round(opts.rate_limit))),
@@ -627,13 +631,15 @@ class SimulatorServer:
             return formatdate(math.ceil(time.time()) + whole, usegmt=True)
         return str(whole)
 
-    def _handle_usage(self, query: str, headers: Any) -> tuple[int, bytes, dict[str, str]]:
+    def _handle_usage(
+        self, query: str, headers: Any, arrived: float | None = None
+    ) -> tuple[int, bytes, dict[str, str]]:
         opts = self.options
         if opts.latency > 0:
             time.sleep(opts.latency)
         self._maybe_fail()
         client = self._authenticate(headers)
-        response_headers = self._rate_limit(client)
+        response_headers = self._rate_limit(client, arrived)
         params = parse_qs(query, keep_blank_values=True)
         day = _parse_date(_first(params, "date"))
         limit_text = _first(params, "limit")

@@ -337,6 +337,7 @@ class UsageApiClient:
         self._stop.check()
         if self._gate is not None:
             self._gate.acquire(day)
+        sent = self.pacer.now() if self.pacer is not None else None
         with self._lock:
             self._requests_sent += 1
         headers = {"User-Agent": USER_AGENT, **headers}
@@ -362,10 +363,11 @@ class UsageApiClient:
             failure = ApiTransientError(f"{type(exc).__name__} ({detail}) for {day} {what}")
         else:
             if self.pacer is not None:
+                received = self.pacer.now()
                 if response.status_code == 429:
-                    self.pacer.on_throttled()
+                    self.pacer.on_throttled(sent, received)
                 elif response.status_code < 500:
-                    self.pacer.on_success()
+                    self.pacer.on_success(sent, received)
             return response
         raise failure
 

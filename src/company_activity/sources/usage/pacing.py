@@ -4,7 +4,17 @@
 its limit strictly (a request arriving sooner than ``1 / R`` after the previous one is refused) accepts a
 client paced at the same ``R``. Its rate adapts, AIMD style: a ``429`` halves it (down to a floor), and
 every successful request adds back a twentieth of the configured rate until the configured rate is
-reached again. Waits go through the run's :class:`~company_activity.stopping.StopSignal`, so a stop
+reached again. Each interval carries a small safety margin against the jitter of the network and of
+thread scheduling (a request sent ``1 / R`` after the previous one can still arrive sooner); a ``429``
+widens that margin (+3 %, up to 25 %), and it narrows back slowly (0.05 % per successful request), so a
+client that keeps meeting a strict server at its own rate learns the margin its path needs.
+
+A server counts from when a request *arrived*, which the client does not see: a request held up on its
+way (a busy server thread, a scheduling delay) is counted late, and the next one, sent on time, looks
+early. So each answer also moves the reference point: a request answered ``rtt`` after it was sent, when
+the fastest answer so far took ``min_rtt``, may have been counted as late as ``received - min_rtt``, and
+the next slot is one interval after the latest such point (after the first answer: one interval after
+it arrived). Waits go through the run's :class:`~company_activity.stopping.StopSignal`, so a stop
 interrupts them.
 
 :class:`OldestDayFirst` hands the pacer's slots to the waiting request of the oldest day first.
@@ -25,10 +35,14 @@ from ...errors import ConfigError
 
 __all__ = ["AdaptivePacer", "OldestDayFirst"]
 
-#: a margin on every interval (2 % + 1 ms), so that the jitter of the network and of thread scheduling
-#: does not make a request arrive sooner than ``1 / R`` after the previous one at a strict server
+#: the least margin on every interval (2 % + 2 ms), so that the jitter of the network and of thread
+#: scheduling does not make a request arrive sooner than ``1 / R`` after the previous one at a strict server
 _MARGIN_FRACTION = 0.02
-_MARGIN_SECONDS = 0.001
+_MARGIN_SECONDS = 0.002
+#: how a 429 widens the margin, its cap, and how much each success narrows it back
+_MARGIN_STEP = 0.03
+_MARGIN_MAX = 0.25
+_MARGIN_DECAY = 0.0005
 
 
 class AdaptivePacer:
@@ -57,10 +71,12 @@ class AdaptivePacer:
         self.decrease = decrease
         self.increase = increase if increase is not None else self.configured / 20
         self._rate = self.configured
+        self._margin = _MARGIN_FRACTION
         self._sleep = sleep
         self._clock = clock
         self._lock = threading.Lock()
-        self._last: float | None = None  # when the previous request was let through
+        self._last: float | None = None  # when the previous request was let through (or may have arrived)
+        self._min_rtt: float | None = None  # the fastest answer seen
         self.throttled_count = 0
 
     @property
@@ -74,7 +90,7 @@ class AdaptivePacer:
             return self._interval()
 
     def _interval(self) -> float:
-        return (1.0 + _MARGIN_FRACTION) / self._rate + _MARGIN_SECONDS
+        return (1.0 + self._margin) / self._rate + _MARGIN_SECONDS
 
     def try_acquire(self, name: str = "", blocking: bool = True) -> bool:
         """Wait for the next slot (``blocking``) and take it; without blocking, take it only if it is due."""
@@ -90,16 +106,37 @@ class AdaptivePacer:
                 return False
             self._sleep(wait)  # then look again: a 429 meanwhile may have pushed the slot further
 
-    def on_success(self) -> None:
-        """A request went through: add back some rate (up to the configured one)."""
+    def now(self) -> float:
+        return self._clock()
+
+    def _observe(self, sent: float | None, received: float | None) -> None:
+        if sent is None or received is None or received < sent:
+            return
+        rtt = received - sent
+        # the first answer tells nothing about the path yet (it paid for the connection): count from it
+        latest_arrival = received if self._min_rtt is None else received - min(self._min_rtt, rtt)
+        self._min_rtt = rtt if self._min_rtt is None else min(self._min_rtt, rtt)
+        if self._last is None or latest_arrival > self._last:
+            self._last = latest_arrival
+
+    def on_success(self, sent: float | None = None, received: float | None = None) -> None:
+        """A request went through: add back some rate (up to the configured one).
+
+        ``sent``/``received``: when the request was let through and its answer came (this pacer's clock).
+        """
         with self._lock:
+            self._observe(sent, received)
             if self._rate < self.configured:
                 self._rate = min(self.configured, self._rate + self.increase)
+            if self._margin > _MARGIN_FRACTION:
+                self._margin = max(_MARGIN_FRACTION, self._margin - _MARGIN_DECAY)
 
-    def on_throttled(self) -> None:
+    def on_throttled(self, sent: float | None = None, received: float | None = None) -> None:
         """The server answered 429: slow down (multiplicative decrease, down to the floor)."""
         with self._lock:
+            self._observe(sent, received)
             self._rate = max(self.floor, self._rate * self.decrease)
+            self._margin = min(_MARGIN_MAX, self._margin + _MARGIN_STEP)
             self.throttled_count += 1
 
     def close(self) -> None:
