@@ -606,3 +606,53 @@ def test_the_rate_limit_goes_to_the_oldest_waiting_day_first() -> None:
     for t in [first, *threads]:
         t.join(5)
     assert order == [DAY, *sorted(waiting)]
+
+
+# == spools: in the project's folder, swept after killed runs (issue 9) ===================================
+_SPOOLER = """
+import sys, time
+from datetime import date
+import orjson
+from company_activity.ingest import StagedDay
+staged = StagedDay(date(2026, 11, 10), sys.argv[1])
+record = {"company_id": "C1", "active_users": 1, "events": 2}
+doc = {"date": "2026-11-10", "next_cursor": None, "data": [record]}
+staged.add("page-00001.json", "src", body=orjson.dumps(doc))
+staged.close()
+print(staged.path, flush=True)
+time.sleep(120)
+"""
+
+
+def test_spools_live_in_tmp_dir_and_a_killed_runs_spool_is_swept(tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from company_activity.ingest import sweep_stale_spools
+
+    tmp_dir = tmp_path / "data" / "tmp"  # made on first use
+    child = subprocess.Popen(
+        [sys.executable, "-c", _SPOOLER, str(tmp_dir)], stdout=subprocess.PIPE, text=True
+    )
+    assert child.stdout is not None
+    killed_spool = Path(child.stdout.readline().strip())
+    assert killed_spool.parent == tmp_dir and f"-{child.pid}-" in killed_spool.name
+    assert killed_spool.read_text() == '"C1",1,2\n'
+    # a live run's spool (this process), an old one of a live pid, and a file that is not a spool
+    live = tmp_dir / f"company-activity-usage-2026-11-09-{os.getpid()}-abc.csv"
+    old = tmp_dir / f"company-activity-usage-2026-11-08-{os.getpid()}-def.csv"
+    other = tmp_dir / "notes.csv"
+    for path in (live, old, other):
+        path.write_text("x")
+    two_days_ago = time.time() - 2 * 24 * 3600
+    os.utime(old, (two_days_ago, two_days_ago))
+    assert sweep_stale_spools(tmp_dir) == 1  # the child still runs: only the old spool goes
+    assert killed_spool.exists() and not old.exists()
+    child.send_signal(signal.SIGKILL)  # a SIGKILL skips every clean-up
+    child.wait(10)
+    assert sweep_stale_spools(tmp_dir) == 1
+    assert not killed_spool.exists()
+    assert sorted(p.name for p in tmp_dir.iterdir()) == sorted([live.name, other.name])
+    assert sweep_stale_spools(tmp_path / "missing") == 0
