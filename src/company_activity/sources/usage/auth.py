@@ -6,18 +6,26 @@ by every thread, and refreshed shortly before ``expires_in`` (10 % of the lifeti
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from functools import partial
+from typing import Any, Protocol
 
-from ...errors import ApiTransientError, ConfigError
+import httpx
+
+from ...errors import ApiTransientError, ConfigError, CredentialsRejected
+from . import answers
 from .contract import INVALID, decode_json
+from .retry import Retrier
 
-__all__ = ["AuthState", "Credentials", "TokenCache", "token_of"]
+__all__ = ["AuthState", "Authenticator", "Credentials", "TokenCache", "token_of"]
+
+log = logging.getLogger("company_activity.usage_api")
 
 # Indirection so tests can move the token clock.
 _monotonic = time.monotonic
@@ -114,3 +122,105 @@ def token_of(body: bytes, day: date) -> tuple[str, float | None]:
         float(expires) if type(expires) in (int, float) and math.isfinite(expires) and expires > 0 else None
     )
     return token, expires_in
+
+
+class _Send(Protocol):
+    def __call__(
+        self,
+        method: str,
+        url: str,
+        day: date,
+        what: str,
+        *,
+        headers: dict[str, str],
+        params: dict[str, str] | None = None,
+        data: dict[str, str] | None = None,
+    ) -> httpx.Response: ...
+
+
+class Authenticator:
+    """The headers of a data request, the token endpoint, and what a 401 means."""
+
+    def __init__(
+        self,
+        creds: Credentials,
+        *,
+        token_url: str,
+        send: _Send,
+        retrier: Retrier,
+        redact: Callable[[str], str],
+        keep_secret: Callable[[str], None],
+    ) -> None:
+        self._creds = creds
+        self._token_url = token_url
+        self._send = send
+        self._retrier = retrier
+        self._redact = redact
+        self._keep_secret = keep_secret
+        self._tokens = TokenCache()
+
+    def headers(self, day: date) -> tuple[dict[str, str], str | None]:
+        """The auth headers for a request about ``day``, and the token they carry (None: API key)."""
+        if not self._creds.oauth:
+            assert self._creds.api_key is not None
+            return {"X-API-Key": self._creds.api_key, "Accept": "application/json"}, None
+        token, fresh = self._tokens.get(
+            lambda: self._retrier.run(day, "access token", partial(self._fetch_token_once, day))
+        )
+        if fresh:
+            log.info("fetched a new access token")
+        return {"Authorization": f"Bearer {token}", "Accept": "application/json"}, token
+
+    def on_unauthorized(
+        self, response: httpx.Response, day: date, what: str, token: str | None, state: AuthState
+    ) -> None:
+        """A 401 on a data request: forget the token to repeat once, or raise CredentialsRejected."""
+        code = answers.describe(response, self._redact)
+        if not self._creds.oauth:
+            raise CredentialsRejected(
+                f"credentials rejected by the product-usage API for {day} ({what}): {code} "
+                "with the API key (COMPANY_ACTIVITY_API_KEY)",
+                status=401,
+                day=day,
+            )
+        if state.refreshed:
+            raise CredentialsRejected(
+                f"credentials rejected by the product-usage API for {day} ({what}): {code} again "
+                "straight after a fresh access token (client credentials revoked?)",
+                status=401,
+                day=day,
+            )
+        state.refreshed = True
+        self._tokens.forget(token)
+        log.info("access token rejected for %s %s (%s); fetching a new one and repeating", day, what, code)
+
+    def _fetch_token_once(self, day: date) -> tuple[str, float | None, float]:
+        creds = self._creds
+        assert creds.client_id is not None and creds.client_secret is not None
+        requested_at = _monotonic()
+        response = self._send(
+            "POST",
+            self._token_url,
+            day,
+            "access token",
+            data={
+                "grant_type": "client_credentials",
+                "client_id": creds.client_id,
+                "client_secret": creds.client_secret,
+            },
+            headers={"Accept": "application/json"},
+        )
+        status = response.status_code
+        if status == 200:
+            token, expires_in = token_of(response.content, day)
+            self._keep_secret(token)
+            return token, expires_in, requested_at
+        desc = answers.describe(response, self._redact)
+        if status in (400, 401):
+            raise CredentialsRejected(
+                f"credentials rejected by the product-usage API token endpoint (for {day}): {desc} "
+                "(check COMPANY_ACTIVITY_API_CLIENT_ID and COMPANY_ACTIVITY_API_CLIENT_SECRET)",
+                status=status,
+                day=day,
+            )
+        answers.raise_transient_or_other(response, day, "access token", f"token endpoint {desc}")

@@ -43,14 +43,12 @@ import httpx
 from ...errors import (
     ApiTransientError,
     ConfigError,
-    CredentialsRejected,
     InvalidRequest,
     UsageDataError,
 )
 from ...stopping import NEVER, StopSignal
 from . import answers
-from . import auth as _auth
-from .auth import AuthState, Credentials, TokenCache, token_of
+from .auth import Authenticator, AuthState, Credentials
 from .contract import INVALID, Page, check_envelope, decode_json
 from .pacing import AdaptivePacer, OldestDayFirst
 from .retry import Retrier, RetryPolicy
@@ -101,7 +99,6 @@ class UsageApiClient:
 
         self._base_url = base
         self._usage_url = base + USAGE_PATH
-        self._token_url = base + TOKEN_PATH
         self._page_size = page_size
         self._timeout = timeout
         self._max_pages = max_pages_per_day
@@ -121,8 +118,15 @@ class UsageApiClient:
         self._gate = OldestDayFirst(self.pacer) if self.pacer is not None else None
 
         self._lock = threading.Lock()  # counters, secrets
-        self._tokens = TokenCache()
         self._secrets: set[str] = self._creds.secrets()
+        self._auth = Authenticator(
+            self._creds,
+            token_url=base + TOKEN_PATH,
+            send=self._send,
+            retrier=self._retrier,
+            redact=self._redact,
+            keep_secret=self._keep_secret,
+        )
         self._requests_sent = 0
         self._closed = False
 
@@ -234,11 +238,11 @@ class UsageApiClient:
     ) -> tuple[bytes, Any]:
         """One attempt at a page (a 401 with OAuth repeats it once with a fresh token)."""
         while True:
-            headers, token = self._auth_headers(day)
+            headers, token = self._auth.headers(day)
             response = self._send("GET", self._usage_url, day, what, params=params, headers=headers)
             status = response.status_code
             if status == 401:
-                self._on_unauthorized(response, day, what, token, auth)
+                self._auth.on_unauthorized(response, day, what, token, auth)
                 continue
             auth.refreshed = False
             if status == 200:
@@ -251,72 +255,6 @@ class UsageApiClient:
                     )
                 return body, doc
             answers.raise_for_status(response, day, what, self._redact)
-
-    def _on_unauthorized(
-        self, response: httpx.Response, day: date, what: str, token: str | None, auth: AuthState
-    ) -> None:
-        code = answers.describe(response, self._redact)
-        if not self._creds.oauth:
-            raise CredentialsRejected(
-                f"credentials rejected by the product-usage API for {day} ({what}): {code} "
-                "with the API key (COMPANY_ACTIVITY_API_KEY)",
-                status=401,
-                day=day,
-            )
-        if auth.refreshed:
-            raise CredentialsRejected(
-                f"credentials rejected by the product-usage API for {day} ({what}): {code} again "
-                "straight after a fresh access token (client credentials revoked?)",
-                status=401,
-                day=day,
-            )
-        auth.refreshed = True
-        self._tokens.forget(token)
-        log.info("access token rejected for %s %s (%s); fetching a new one and repeating", day, what, code)
-
-    # -- auth -------------------------------------------------------------------------------------------
-    def _auth_headers(self, day: date) -> tuple[dict[str, str], str | None]:
-        if not self._creds.oauth:
-            assert self._creds.api_key is not None
-            return {"X-API-Key": self._creds.api_key, "Accept": "application/json"}, None
-        token, fresh = self._tokens.get(
-            lambda: self._retrier.run(day, "access token", partial(self._fetch_token_once, day))
-        )
-        if fresh:
-            log.info("fetched a new access token")
-        return {"Authorization": f"Bearer {token}", "Accept": "application/json"}, token
-
-    def _fetch_token_once(self, day: date) -> tuple[str, float | None, float]:
-        creds = self._creds
-        assert creds.client_id is not None and creds.client_secret is not None
-        requested_at = _auth._monotonic()
-        response = self._send(
-            "POST",
-            self._token_url,
-            day,
-            "access token",
-            data={
-                "grant_type": "client_credentials",
-                "client_id": creds.client_id,
-                "client_secret": creds.client_secret,
-            },
-            headers={"Accept": "application/json"},
-        )
-        status = response.status_code
-        if status == 200:
-            token, expires_in = token_of(response.content, day)
-            with self._lock:
-                self._secrets.add(token)
-            return token, expires_in, requested_at
-        desc = answers.describe(response, self._redact)
-        if status in (400, 401):
-            raise CredentialsRejected(
-                f"credentials rejected by the product-usage API token endpoint (for {day}): {desc} "
-                "(check COMPANY_ACTIVITY_API_CLIENT_ID and COMPANY_ACTIVITY_API_CLIENT_SECRET)",
-                status=status,
-                day=day,
-            )
-        answers.raise_transient_or_other(response, day, "access token", f"token endpoint {desc}")
 
     # -- transport --------------------------------------------------------------------------------------
     def _send(
@@ -370,6 +308,10 @@ class UsageApiClient:
                     self.pacer.on_success(sent, received)
             return response
         raise failure
+
+    def _keep_secret(self, secret: str) -> None:
+        with self._lock:
+            self._secrets.add(secret)
 
     def _redact(self, text: str) -> str:
         with self._lock:
