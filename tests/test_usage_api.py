@@ -1066,11 +1066,11 @@ def test_a_stop_interrupts_a_retry_after_wait_and_is_checked_between_pages(
 def test_a_client_at_the_strict_servers_rate_gets_almost_no_429(sim_factory: Callable[..., Any]) -> None:
     """Paced evenly at R, a client does not burst past a server that refuses any burst at R."""
     rate = 40.0
-    sim = sim_factory(companies=600, rate_limit=rate, rate_limit_strict=True)
-    with _sim_client(sim, oauth=False, page_size=8, rate_limit=rate) as client:
+    sim = sim_factory(companies=600, rate_limit=rate, rate_limit_strict=True)  # ~80 pages of 4
+    with _sim_client(sim, oauth=False, page_size=4, rate_limit=rate) as client:
         pages, records = _fetch_all(client, SIM_DAY)
     assert sorted(records) == sorted(_expected(sim, SIM_DAY))
-    assert len(pages) >= 40
+    assert len(pages) >= 70
     assert sim.stats.count(status=429) < 0.05 * len(pages)
 
 
@@ -1178,3 +1178,30 @@ def test_a_company_id_no_warehouse_can_store_is_named(company_id: str, fragment:
     assert fragment in message
     assert len(message) < 300  # an excerpt, never the whole value
     assert parse_usage_page(body([rec("C" * 256)]), day=DAY, source="s").company_ids == ["C" * 256]
+
+
+def test_the_pacer_learns_a_strict_servers_needs_from_its_429s() -> None:
+    clock = [0.0]
+
+    def sleep(seconds: float) -> None:
+        clock[0] += seconds
+
+    def acquire() -> float:
+        pacer.try_acquire()
+        return clock[0]
+
+    pacer = usage.AdaptivePacer(10.0, sleep=sleep, clock=lambda: clock[0])
+    interval = pacer.interval()
+    assert acquire() == 0.0
+    pacer.on_success(0.0, 0.05)  # the first answer paid for the connection: count from it
+    assert acquire() == pytest.approx(0.05 + interval)
+    sent = clock[0]
+    pacer.on_success(sent, sent + 0.08)  # slow, but no 429 yet: the next slot stays one interval on
+    assert acquire() == pytest.approx(sent + interval)
+    sent = clock[0]
+    pacer.on_throttled(sent, sent + 0.01)  # a strict server: rate halved, margin widened
+    assert pacer.rate == 5.0 and pacer.interval() > 2 * interval
+    clock[0] += 1.0  # Retry-After
+    sent = acquire()
+    pacer.on_success(sent, sent + 0.31)  # from now on a slow answer may have been counted late
+    assert acquire() == pytest.approx(sent + 0.31 - 0.01 + pacer.interval(), abs=0.002)

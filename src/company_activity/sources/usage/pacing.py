@@ -11,10 +11,12 @@ client that keeps meeting a strict server at its own rate learns the margin its 
 
 A server counts from when a request *arrived*, which the client does not see: a request held up on its
 way (a busy server thread, a scheduling delay) is counted late, and the next one, sent on time, looks
-early. So each answer also moves the reference point: a request answered ``rtt`` after it was sent, when
-the fastest answer so far took ``min_rtt``, may have been counted as late as ``received - min_rtt``, and
-the next slot is one interval after the latest such point (after the first answer: one interval after
-it arrived). Waits go through the run's :class:`~company_activity.stopping.StopSignal`, so a stop
+early. The first request pays for the connection, so the second slot is counted from the first answer.
+Once a server has answered 429, each answer also moves the reference point: a request answered ``rtt``
+after it was sent, when the fastest answer so far took ``min_rtt``, may have been counted as late as
+``received - min_rtt``, and the next slot is one interval after the latest such point. (Not before a
+429: most of a slow answer's delay is usually spent after the server counted the request, and pushing
+every slot back by it would cost a tenth of the rate on a busy machine.) Waits go through the run's :class:`~company_activity.stopping.StopSignal`, so a stop
 interrupts them.
 
 :class:`OldestDayFirst` hands the pacer's slots to the waiting request of the oldest day first.
@@ -77,6 +79,7 @@ class AdaptivePacer:
         self._lock = threading.Lock()
         self._last: float | None = None  # when the previous request was let through (or may have arrived)
         self._min_rtt: float | None = None  # the fastest answer seen
+        self._strict = False  # a 429 was seen: count from the latest possible arrival
         self.throttled_count = 0
 
     @property
@@ -114,8 +117,11 @@ class AdaptivePacer:
             return
         rtt = received - sent
         # the first answer tells nothing about the path yet (it paid for the connection): count from it
+        first = self._min_rtt is None
         latest_arrival = received if self._min_rtt is None else received - min(self._min_rtt, rtt)
         self._min_rtt = rtt if self._min_rtt is None else min(self._min_rtt, rtt)
+        if not (first or self._strict):
+            return
         if self._last is None or latest_arrival > self._last:
             self._last = latest_arrival
 
@@ -134,6 +140,7 @@ class AdaptivePacer:
     def on_throttled(self, sent: float | None = None, received: float | None = None) -> None:
         """The server answered 429: slow down (multiplicative decrease, down to the floor)."""
         with self._lock:
+            self._strict = True
             self._observe(sent, received)
             self._rate = max(self.floor, self._rate * self.decrease)
             self._margin = min(_MARGIN_MAX, self._margin + _MARGIN_STEP)
