@@ -24,6 +24,7 @@ Pipeline._land_raw): fetch, land every raw page and the manifest in the lake, va
     .venv/bin/python benchmarks/bench_ingest.py --case a --case c
     .venv/bin/python benchmarks/bench_ingest.py --case b --companies 1000000 --catch-up-days 7
     .venv/bin/python benchmarks/bench_ingest.py --case s                  # strict server: ~4.5 minutes
+    .venv/bin/python benchmarks/bench_ingest.py --case s --rate 20 --control   # + a bursty server
 """
 
 from __future__ import annotations
@@ -312,16 +313,15 @@ def case_b(companies: int, scratch: Path, catch_up_days: int) -> None:
         sim.stop()
 
 
-def case_s(companies: int, scratch: Path, rates: list[float]) -> None:
+def case_s(companies: int, scratch: Path, rates: list[float], control: bool) -> None:
     latency, page_size = 0.01, 750  # 749,474 records of 2026-11-10 (1,000,000 companies): 1,000 pages
-    for limit in rates:
-        sim = Simulator(
-            companies, "--rate-limit", str(limit), "--rate-limit-strict", "--latency", str(latency)
-        )
+    modes = ["--rate-limit-strict", "--rate-limit-burst"] if control else ["--rate-limit-strict"]
+    for limit, mode in [(r, m) for r in rates for m in modes]:
+        sim = Simulator(companies, "--rate-limit", str(limit), mode, "--latency", str(latency))
         try:
             result, _, rss = run_child(
                 ["--child", "ingest", "--day", DAY.isoformat()],
-                pipeline_env(sim.url, scratch / f"s{limit:g}", limit, page_size),
+                pipeline_env(sim.url, scratch / f"s{limit:g}{mode}", limit, page_size),
             )
         finally:
             sim.stop()
@@ -329,7 +329,8 @@ def case_s(companies: int, scratch: Path, rates: list[float]) -> None:
         bound = max(pages / limit, pages * latency)
         ratio = result["seconds"] / bound
         print(
-            f"(s) strict server R={limit:g}/s, {latency * 1000:g} ms latency, client R={limit:g}/s: "
+            f"(s) {'strict' if mode.endswith('strict') else 'bucket (control)'} server R={limit:g}/s, "
+            f"{latency * 1000:g} ms latency, client R={limit:g}/s: "
             f"{pages} pages  {result['seconds']:7.2f} s   bound {bound:6.2f} s   {ratio - 1:+6.1%}  "
             f"[target within 15 %: {'ok' if ratio <= 1.15 else 'MISSED'}]   {result['requests']} requests, "
             f"{result['throttled']} answered 429, {result['retry_wait']:.1f} s of retry waits, "
@@ -345,6 +346,11 @@ def main() -> None:
     parser.add_argument("--case", action="append", choices=["a", "b", "c", "s"], help="default: a, b and c")
     parser.add_argument(
         "--rate", action="append", type=float, help="(s): the limits R to try (default: 20 and 5)"
+    )
+    parser.add_argument(
+        "--control",
+        action="store_true",
+        help="(s): also each R against a server that allows bursts (a token bucket), for comparison",
     )
     parser.add_argument("--companies", type=int, default=1_000_000)
     parser.add_argument("--catch-up-days", type=int, default=7)
@@ -380,7 +386,7 @@ def main() -> None:
         if "b" in cases:
             case_b(args.companies, scratch, args.catch_up_days)
         if "s" in cases:
-            case_s(args.companies, scratch, args.rate or [20.0, 5.0])
+            case_s(args.companies, scratch, args.rate or [20.0, 5.0], args.control)
     finally:
         if not args.keep:
             shutil.rmtree(scratch, ignore_errors=True)

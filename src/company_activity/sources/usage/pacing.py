@@ -6,18 +6,17 @@ client paced at the same ``R``. Its rate adapts, AIMD style: a ``429`` halves it
 every successful request adds back a twentieth of the configured rate until the configured rate is
 reached again. Each interval carries a small safety margin against the jitter of the network and of
 thread scheduling (a request sent ``1 / R`` after the previous one can still arrive sooner); a ``429``
-widens that margin (+3 %, up to 25 %), and it narrows back slowly (0.05 % per successful request), so a
+widens that margin (+3 %, up to 25 %), and it narrows back slowly (0.01 % per successful request), so a
 client that keeps meeting a strict server at its own rate learns the margin its path needs.
 
 A server counts from when a request *arrived*, which the client does not see: a request held up on its
 way (a busy server thread, a scheduling delay) is counted late, and the next one, sent on time, looks
-early. The first request pays for the connection, so the second slot is counted from the first answer.
-Once a server has answered 429, each answer also moves the reference point: a request answered ``rtt``
-after it was sent, when the fastest answer so far took ``min_rtt``, may have been counted as late as
-``received - min_rtt``, and the next slot is one interval after the latest such point. (Not before a
-429: most of a slow answer's delay is usually spent after the server counted the request, and pushing
-every slot back by it would cost a tenth of the rate on a busy machine.) Waits go through the run's :class:`~company_activity.stopping.StopSignal`, so a stop
-interrupts them.
+early. The first request also pays for the connection, so the second slot is counted from the first
+answer. (Counting every slot from the latest moment its predecessor may have arrived, ``received -
+min_rtt``, was tried: most of a slow answer's delay is spent after the server counted the request, and
+on a busy machine it cost a third of the rate; the learned margin costs far less.)
+
+Waits go through the run's :class:`~company_activity.stopping.StopSignal`, so a stop interrupts them.
 
 :class:`OldestDayFirst` hands the pacer's slots to the waiting request of the oldest day first.
 """
@@ -44,7 +43,7 @@ _MARGIN_SECONDS = 0.002
 #: how a 429 widens the margin, its cap, and how much each success narrows it back
 _MARGIN_STEP = 0.03
 _MARGIN_MAX = 0.25
-_MARGIN_DECAY = 0.0005
+_MARGIN_DECAY = 0.0001
 
 
 class AdaptivePacer:
@@ -78,8 +77,7 @@ class AdaptivePacer:
         self._clock = clock
         self._lock = threading.Lock()
         self._last: float | None = None  # when the previous request was let through (or may have arrived)
-        self._min_rtt: float | None = None  # the fastest answer seen
-        self._strict = False  # a 429 was seen: count from the latest possible arrival
+        self._answered = False  # the first answer came
         self.throttled_count = 0
 
     @property
@@ -113,17 +111,11 @@ class AdaptivePacer:
         return self._clock()
 
     def _observe(self, sent: float | None, received: float | None) -> None:
-        if sent is None or received is None or received < sent:
+        if self._answered or sent is None or received is None:
             return
-        rtt = received - sent
-        # the first answer tells nothing about the path yet (it paid for the connection): count from it
-        first = self._min_rtt is None
-        latest_arrival = received if self._min_rtt is None else received - min(self._min_rtt, rtt)
-        self._min_rtt = rtt if self._min_rtt is None else min(self._min_rtt, rtt)
-        if not (first or self._strict):
-            return
-        if self._last is None or latest_arrival > self._last:
-            self._last = latest_arrival
+        self._answered = True  # the first answer: the next slot counts from it
+        if self._last is None or received > self._last:
+            self._last = received
 
     def on_success(self, sent: float | None = None, received: float | None = None) -> None:
         """A request went through: add back some rate (up to the configured one).
@@ -140,7 +132,6 @@ class AdaptivePacer:
     def on_throttled(self, sent: float | None = None, received: float | None = None) -> None:
         """The server answered 429: slow down (multiplicative decrease, down to the floor)."""
         with self._lock:
-            self._strict = True
             self._observe(sent, received)
             self._rate = max(self.floor, self._rate * self.decrease)
             self._margin = min(_MARGIN_MAX, self._margin + _MARGIN_STEP)
