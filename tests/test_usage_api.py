@@ -1198,8 +1198,8 @@ def test_the_pacer_learns_a_strict_servers_needs_from_its_429s() -> None:
     sent = clock[0]
     pacer.on_success(sent, sent + 0.08)  # a slow answer: the next slot still comes one interval on
     assert acquire() == pytest.approx(sent + interval)
-    pacer.on_throttled()  # a strict server: rate halved, margin widened (+3 %)
-    assert pacer.rate == 5.0 and pacer.interval() == pytest.approx((1.05 / 5.0) + 0.002)
+    pacer.on_throttled()  # a strict server: rate halved, margin widened (+1 %)
+    assert pacer.rate == 5.0 and pacer.interval() == pytest.approx((1.03 / 5.0) + 0.002)
     for _ in range(10):
         pacer.on_success()
-    assert pacer.rate == 10.0 and pacer.interval() == pytest.approx(1.049 / 10.0 + 0.002)
+    assert pacer.rate == 10.0 and pacer.interval() == pytest.approx(1.029 / 10.0 + 0.002)

@@ -6,8 +6,10 @@ client paced at the same ``R``. Its rate adapts, AIMD style: a ``429`` halves it
 every successful request adds back a twentieth of the configured rate until the configured rate is
 reached again. Each interval carries a small safety margin against the jitter of the network and of
 thread scheduling (a request sent ``1 / R`` after the previous one can still arrive sooner); a ``429``
-widens that margin (+3 %, up to 25 %), and it narrows back slowly (0.01 % per successful request), so a
-client that keeps meeting a strict server at its own rate learns the margin its path needs.
+widens that margin (+1 %, up to 10 %), and it narrows back slowly (0.01 % per successful request), so a
+client that keeps meeting a strict server at its own rate learns some of the margin its path needs (a
+wider step was tried: on a busy machine, where the jitter reaches tens of milliseconds, the margin grew
+to its cap and cost more than the 429s it avoided).
 
 A server counts from when a request *arrived*, which the client does not see: a request held up on its
 way (a busy server thread, a scheduling delay) is counted late, and the next one, sent on time, looks
@@ -41,8 +43,8 @@ __all__ = ["AdaptivePacer", "OldestDayFirst"]
 _MARGIN_FRACTION = 0.02
 _MARGIN_SECONDS = 0.002
 #: how a 429 widens the margin, its cap, and how much each success narrows it back
-_MARGIN_STEP = 0.03
-_MARGIN_MAX = 0.25
+_MARGIN_STEP = 0.01
+_MARGIN_MAX = 0.10
 _MARGIN_DECAY = 0.0001
 
 
