@@ -656,3 +656,21 @@ def test_spools_live_in_tmp_dir_and_a_killed_runs_spool_is_swept(tmp_path: Path)
     assert not killed_spool.exists()
     assert sorted(p.name for p in tmp_dir.iterdir()) == sorted([live.name, other.name])
     assert sweep_stale_spools(tmp_path / "missing") == 0
+
+
+def test_a_spool_folder_that_cannot_be_made_is_a_storage_error_naming_it(tmp_path: Path) -> None:
+    from company_activity.errors import StorageError
+    from company_activity.ingest import StagedDay
+
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    staged = StagedDay(DAY, blocker / "tmp")
+    doc = {
+        "date": DAY.isoformat(),
+        "next_cursor": None,
+        "data": [{"company_id": "C1", "active_users": 1, "events": 2}],
+    }
+    with pytest.raises(StorageError) as info:
+        staged.add("page-00001.json", "src", doc=doc)
+    assert str(blocker / "tmp") in str(info.value) and "Not a directory" in str(info.value)
+    assert info.value.path == str(blocker / "tmp")

@@ -34,7 +34,7 @@ from collections.abc import Iterator
 from datetime import date
 from typing import IO, Any
 
-from .errors import UsageDataError
+from .errors import StorageError, UsageDataError
 from .sources.usage import Page, parse_usage_doc, parse_usage_page
 from .storage import Lake
 from .warehouse import Warehouse
@@ -148,11 +148,19 @@ class StagedDay:
             return
         if self._fh is None:
             folder = None if self.tmp_dir is None else os.fspath(self.tmp_dir)
-            if folder is not None:
-                os.makedirs(folder, exist_ok=True)
-            fd, self._path = tempfile.mkstemp(
-                prefix=f"{SPOOL_PREFIX}{self.day}-{os.getpid()}-", suffix=".csv", dir=folder
-            )
+            try:
+                if folder is not None:
+                    os.makedirs(folder, exist_ok=True)
+                fd, self._path = tempfile.mkstemp(
+                    prefix=f"{SPOOL_PREFIX}{self.day}-{os.getpid()}-", suffix=".csv", dir=folder
+                )
+            except OSError as exc:
+                where = folder or tempfile.gettempdir()
+                raise StorageError(
+                    f"cannot create a usage spool file for {self.day} in {where}: "
+                    f"{exc.strerror or type(exc).__name__} (COMPANY_ACTIVITY_TMP_DIR)",
+                    path=where,
+                ) from None
             self._fh = os.fdopen(fd, "wb")
         ids = parsed.company_ids
         if '"' in "".join(ids):
