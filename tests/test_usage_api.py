@@ -1203,3 +1203,7 @@ def test_the_pacer_learns_a_strict_servers_needs_from_its_429s() -> None:
     for _ in range(10):
         pacer.on_success()
     assert pacer.rate == 10.0 and pacer.interval() == pytest.approx(1.029 / 10.0 + 0.002)
+    clock[0] += 1.0  # Retry-After
+    sent = acquire()
+    pacer.on_success(sent, sent + 0.31)  # after a 429, a slow answer may have been counted late
+    assert acquire() == pytest.approx(sent + 0.31 - 0.05 + pacer.interval(), abs=0.001)

@@ -14,9 +14,12 @@ to its cap and cost more than the 429s it avoided).
 A server counts from when a request *arrived*, which the client does not see: a request held up on its
 way (a busy server thread, a scheduling delay) is counted late, and the next one, sent on time, looks
 early. The first request also pays for the connection, so the second slot is counted from the first
-answer. (Counting every slot from the latest moment its predecessor may have arrived, ``received -
-min_rtt``, was tried: most of a slow answer's delay is spent after the server counted the request, and
-on a busy machine it cost a third of the rate; the learned margin costs far less.)
+answer. Once the server has answered 429 (it is strict, and this path's jitter matters), each answer moves
+the reference point too: a request answered ``rtt`` after it was sent, when the fastest answer so far took
+``min_rtt``, may have been counted as late as ``received - min_rtt``, and the next slot is one interval
+after the latest such point. Not before a 429: most of a slow answer's delay is usually spent after the
+server counted the request, so this costs rate (on a busy machine, tens of percent); a server that never
+answers 429 does not pay it.
 
 Waits go through the run's :class:`~company_activity.stopping.StopSignal`, so a stop interrupts them.
 
@@ -79,7 +82,8 @@ class AdaptivePacer:
         self._clock = clock
         self._lock = threading.Lock()
         self._last: float | None = None  # when the previous request was let through (or may have arrived)
-        self._answered = False  # the first answer came
+        self._min_rtt: float | None = None  # the fastest answer seen
+        self._strict = False  # a 429 came: count each slot from the latest possible arrival
         self.throttled_count = 0
 
     @property
@@ -113,11 +117,17 @@ class AdaptivePacer:
         return self._clock()
 
     def _observe(self, sent: float | None, received: float | None) -> None:
-        if self._answered or sent is None or received is None:
+        if sent is None or received is None or received < sent:
             return
-        self._answered = True  # the first answer: the next slot counts from it
-        if self._last is None or received > self._last:
-            self._last = received
+        rtt = received - sent
+        first = self._min_rtt is None
+        self._min_rtt = rtt if self._min_rtt is None else min(self._min_rtt, rtt)
+        if not (first or self._strict):
+            return
+        # the first answer says nothing about the path yet (it paid for the connection): count from it
+        latest_arrival = received if first else received - self._min_rtt
+        if self._last is None or latest_arrival > self._last:
+            self._last = latest_arrival
 
     def on_success(self, sent: float | None = None, received: float | None = None) -> None:
         """A request went through: add back some rate (up to the configured one).
@@ -134,6 +144,7 @@ class AdaptivePacer:
     def on_throttled(self, sent: float | None = None, received: float | None = None) -> None:
         """The server answered 429: slow down (multiplicative decrease, down to the floor)."""
         with self._lock:
+            self._strict = True
             self._observe(sent, received)
             self._rate = max(self.floor, self._rate * self.decrease)
             self._margin = min(_MARGIN_MAX, self._margin + _MARGIN_STEP)
