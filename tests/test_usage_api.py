@@ -1207,3 +1207,14 @@ def test_the_pacer_learns_a_strict_servers_needs_from_its_429s() -> None:
     sent = acquire()
     pacer.on_success(sent, sent + 0.31)  # after a 429, a slow answer may have been counted late
     assert acquire() == pytest.approx(sent + 0.31 - 0.05 + pacer.interval(), abs=0.001)
+
+
+def test_a_stop_interrupts_a_rate_limit_wait(api: FakeApi) -> None:
+    stop = StopSignal()
+    threading.Timer(0.3, stop.request, args=("SIGTERM",)).start()
+    with (
+        make_client(api, oauth=False, rate_limit=0.1, rate_floor=0.1, stop=stop) as client,
+        pytest.raises(RunInterrupted, match="SIGTERM"),
+    ):
+        list(client.fetch_day(DAY))  # page 2 would wait 10 s for its slot
+    assert len(api.usage_requests) == 1
