@@ -12,6 +12,9 @@ from ``wait4``'s resource usage of that child). Cases:
     (c) the same day as (a) through dlt's ``rest_api`` source into DuckDB, side by side with (a)
         (needs ``pip install "dlt[duckdb]"``; skipped with a message when dlt is not installed;
         dlt is not a dependency of company-activity)
+    (s) a STRICT server (no burst: a request sooner than 1/R after the last accepted one gets a 429 with
+        Retry-After: 1) with 10 ms latency, the client limited to the same R, at R = 20 and R = 5:
+        one 1,000-page day (page size 750) vs max(pages / R, pages x 0.01 s)   (target: within 15 %)
 
 Like with like: every measured run of (a) and (c) meets a warm server (one discarded warm-up pass over
 the same pages first); (b) has a fresh server of its own.
@@ -23,6 +26,8 @@ Pipeline._land_raw): fetch, land every raw page and the manifest in the lake, va
     .venv/bin/python benchmarks/bench_ingest.py                 # (a), (b) and (c): ~7 minutes
     .venv/bin/python benchmarks/bench_ingest.py --case a --case c
     .venv/bin/python benchmarks/bench_ingest.py --case b --companies 1000000 --catch-up-days 7
+    .venv/bin/python benchmarks/bench_ingest.py --case s                  # strict server: ~4.5 minutes
+    .venv/bin/python benchmarks/bench_ingest.py --case s --rate 20 --control   # + a bursty server
 """
 
 from __future__ import annotations
@@ -99,8 +104,9 @@ def run_child(args: list[str], env: dict[str, str]) -> tuple[dict[str, Any], flo
     return result, wall, usage.ru_maxrss / 1024
 
 
-def pipeline_env(url: str, folder: Path, rate_limit: float) -> dict[str, str]:
+def pipeline_env(url: str, folder: Path, rate_limit: float, page_size: int = 1000) -> dict[str, str]:
     return {
+        "COMPANY_ACTIVITY_API_PAGE_SIZE": str(page_size),
         "COMPANY_ACTIVITY_WAREHOUSE": str(folder / "warehouse.duckdb"),
         "COMPANY_ACTIVITY_LAKE": str(folder / "lake"),
         "COMPANY_ACTIVITY_API_URL": url,
@@ -150,6 +156,8 @@ def child_ingest(days: list[date]) -> dict[str, Any]:
         staged = pipeline.wh.execute("select count(*) from stg.product_usage_daily")[0][0]
         requests = pipeline.client.requests_sent
         retry_wait = pipeline.client.retry_seconds_used
+        pacer = pipeline.client.pacer
+        throttled = pacer.throttled_count if pacer is not None else 0
     return {
         "seconds": time.perf_counter() - started,
         "records": sum(loaded.values()),
@@ -157,6 +165,7 @@ def child_ingest(days: list[date]) -> dict[str, Any]:
         "pages": pages,
         "requests": requests,
         "retry_wait": retry_wait,
+        "throttled": throttled,
         "landing_rss": max(landing_rss),
     }
 
@@ -318,11 +327,45 @@ def case_b(companies: int, scratch: Path, catch_up_days: int) -> None:
         sim.stop()
 
 
+def case_s(companies: int, scratch: Path, rates: list[float], control: bool) -> None:
+    latency, page_size = 0.01, 750  # 749,474 records of 2026-11-10 (1,000,000 companies): 1,000 pages
+    modes = ["--rate-limit-strict", "--rate-limit-burst"] if control else ["--rate-limit-strict"]
+    for limit, mode in [(r, m) for r in rates for m in modes]:
+        sim = Simulator(companies, "--rate-limit", str(limit), mode, "--latency", str(latency))
+        try:
+            result, _, rss = run_child(
+                ["--child", "ingest", "--day", DAY.isoformat()],
+                pipeline_env(sim.url, scratch / f"s{limit:g}{mode}", limit, page_size),
+            )
+        finally:
+            sim.stop()
+        pages = result["pages"]
+        bound = max(pages / limit, pages * latency)
+        ratio = result["seconds"] / bound
+        print(
+            f"(s) {'strict' if mode.endswith('strict') else 'bucket (control)'} server R={limit:g}/s, "
+            f"{latency * 1000:g} ms latency, client R={limit:g}/s: "
+            f"{pages} pages  {result['seconds']:7.2f} s   bound {bound:6.2f} s   {ratio - 1:+6.1%}  "
+            f"[target within 15 %: {'ok' if ratio <= 1.15 else 'MISSED'}]   {result['requests']} requests, "
+            f"{result['throttled']} answered 429, {result['retry_wait']:.1f} s of retry waits, "
+            f"peak RSS {rss:.0f} MB",
+            flush=True,
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--case", action="append", choices=["a", "b", "c"], help="default: all")
+    parser.add_argument("--case", action="append", choices=["a", "b", "c", "s"], help="default: a, b and c")
+    parser.add_argument(
+        "--rate", action="append", type=float, help="(s): the limits R to try (default: 20 and 5)"
+    )
+    parser.add_argument(
+        "--control",
+        action="store_true",
+        help="(s): also each R against a server that allows bursts (a token bucket), for comparison",
+    )
     parser.add_argument("--companies", type=int, default=1_000_000)
     parser.add_argument("--catch-up-days", type=int, default=7)
     parser.add_argument("--keep", metavar="DIR", help="keep the lakes and warehouses in DIR")
@@ -357,6 +400,8 @@ def main() -> None:
                 sim.stop()
         if "b" in cases:
             case_b(args.companies, scratch, args.catch_up_days)
+        if "s" in cases:
+            case_s(args.companies, scratch, args.rate or [20.0, 5.0], args.control)
     finally:
         if not args.keep:
             shutil.rmtree(scratch, ignore_errors=True)

@@ -22,8 +22,10 @@ new_warehouse_url = pg.new_warehouse_url
 engine = pg.engine
 wh_url = pg.wh_url
 
-V2 = Migration(
-    2,
+ALL = list(range(1, SCHEMA_VERSION + 1))
+NEXT = SCHEMA_VERSION + 1
+V_NEXT = Migration(
+    NEXT,
     "test: runs remember the host",
     statements=(
         "alter table ops.runs add column host varchar",
@@ -46,10 +48,10 @@ def test_migrations_are_numbered_in_order() -> None:
 def test_init_creates_then_leaves_a_current_warehouse_alone(wh_url: str) -> None:
     with connect(wh_url) as wh:
         assert wh.schema_version() is None
-        assert wh.init_schema() == [1]
+        assert wh.init_schema() == ALL
         assert wh.init_schema() == []
-        assert wh.schema_version() == 1
-    assert versions(wh_url) == [1]
+        assert wh.schema_version() == SCHEMA_VERSION
+    assert versions(wh_url) == ALL
 
 
 def test_an_older_warehouse_is_migrated_forward(
@@ -62,15 +64,15 @@ def test_an_older_warehouse_is_migrated_forward(
             "values ('r1', 'run', :t, 'succeeded')",
             {"t": utcnow()},
         )
-    monkeypatch.setattr(migrations, "MIGRATIONS", [*migrations.MIGRATIONS, V2])
+    monkeypatch.setattr(migrations, "MIGRATIONS", [*migrations.MIGRATIONS, V_NEXT])
     with connect(wh_url) as wh:
-        assert wh.init_schema() == [2]
+        assert wh.init_schema() == [NEXT]
         assert wh.execute("select run_id, host from ops.runs") == [("r1", "unknown")]  # data kept
         assert wh.init_schema() == []
-    assert versions(wh_url) == [1, 2]
+    assert versions(wh_url) == [*ALL, NEXT]
     # a new warehouse gets every step in order
     with connect(new_warehouse_url(engine)) as wh:
-        assert wh.init_schema() == [1, 2]
+        assert wh.init_schema() == [*ALL, NEXT]
         assert wh.execute("select count(*) from ops.runs where host is null") == [(0,)]
 
 
@@ -80,7 +82,7 @@ def test_a_failing_migration_leaves_the_previous_version(
     with connect(wh_url) as wh:
         wh.init_schema()
     broken = Migration(
-        2,
+        NEXT,
         "broken",
         statements=("alter table ops.runs add column host varchar", "select * from ops.no_such_table"),
     )
@@ -88,7 +90,7 @@ def test_a_failing_migration_leaves_the_previous_version(
     with connect(wh_url) as wh, pytest.raises(Exception, match="no_such_table"):
         wh.init_schema()
     with connect(wh_url) as wh:
-        assert wh.schema_version() == 1
+        assert wh.schema_version() == SCHEMA_VERSION
         columns = wh.execute(
             "select column_name from information_schema.columns "
             "where table_schema = 'ops' and table_name = 'runs' and column_name = 'host'"
@@ -121,7 +123,7 @@ def test_a_newer_warehouse_is_refused_untouched(wh_url: str, tmp_path: Path) -> 
         assert "newer than this release" in result.output
     with connect(wh_url) as wh:
         assert wh.execute("select max(version), count(*) from ops.schema_version") == [
-            (SCHEMA_VERSION + 1, 2)
+            (SCHEMA_VERSION + 1, SCHEMA_VERSION + 1)
         ]
         assert wh.execute("select count(*) from ops.runs") == [(0,)]
         after = wh.execute(
@@ -136,4 +138,52 @@ def test_init_command_creates_the_warehouse(wh_url: str, tmp_path: Path) -> None
     result = CliRunner().invoke(main, ["init"], env=env)
     assert result.exit_code == 0, result.output
     assert "is ready" in result.output
-    assert versions(wh_url) == [1]
+    assert versions(wh_url) == ALL
+
+
+COUNT_COLUMNS = [
+    ("analytics", "company_daily_activity", "7d_active_users"),
+    ("analytics", "company_daily_activity", "active_users"),
+    ("analytics", "company_daily_activity", "events"),
+    ("stg", "product_usage_daily", "active_users"),
+    ("stg", "product_usage_daily", "events"),
+]
+
+
+def count_column_types(wh_url: str) -> list[tuple[str, str, str, str]]:
+    with connect(wh_url) as wh:
+        rows = wh.execute(
+            "select table_schema, table_name, column_name, data_type from information_schema.columns "
+            "where (table_name = 'product_usage_daily' and column_name in ('active_users', 'events')) "
+            "or (table_name = 'company_daily_activity' "
+            "and column_name in ('active_users', 'events', '7d_active_users')) order by 1, 2, 3"
+        )
+    return [(str(a), str(b), str(c), str(d).lower()) for a, b, c, d in rows]
+
+
+def test_a_version_1_warehouse_gets_64_bit_counts_and_keeps_its_rows(
+    wh_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with monkeypatch.context() as m:
+        m.setattr(migrations, "MIGRATIONS", migrations.MIGRATIONS[:1])
+        with connect(wh_url) as wh:
+            assert wh.init_schema() == [1]
+            wh.execute(
+                "insert into stg.product_usage_daily "
+                "(activity_date, company_id, active_users, events, raw_run_id, loaded_at) "
+                "values (cast('2026-01-05' as date), 'C1', 2147483647, 7, 'r1', :t)",
+                {"t": utcnow()},
+            )
+    assert [t for *_, t in count_column_types(wh_url)] == ["integer"] * 5
+    with connect(wh_url) as wh:
+        assert wh.init_schema() == list(range(2, SCHEMA_VERSION + 1))
+        big = 2**62 + 3
+        wh.execute(
+            "insert into stg.product_usage_daily "
+            "(activity_date, company_id, active_users, events, raw_run_id, loaded_at) "
+            "values (cast('2026-01-06' as date), 'C1', :big, :big, 'r2', :t)",
+            {"big": big, "t": utcnow()},
+        )
+        rows = wh.execute("select active_users, events from stg.product_usage_daily order by activity_date")
+    assert [tuple(r) for r in rows] == [(2147483647, 7), (big, big)]
+    assert count_column_types(wh_url) == [(*c, "bigint") for c in COUNT_COLUMNS]

@@ -833,3 +833,57 @@ def test_pages_deep_into_a_million_companies_are_the_data() -> None:
             assert body["data"] == page
         it = server.data.iter_usage_from(DAY, starts[-1])
         assert page == as_dicts([next(it)[1] for _ in range(1000)])
+
+
+# -- issue 9: strict limits, dripped bodies, endless cursors -----------------------------------------------
+def test_strict_rate_limit_refuses_any_burst(make_sim: Any) -> None:
+    server, c = make_sim(rate_limit=4.0, rate_limit_strict=True)
+    params = {"date": DAY.isoformat(), "limit": 1}
+    first = c.get(USAGE, params=params, headers=KEY)
+    second = c.get(USAGE, params=params, headers=KEY)  # at once: a bucket of 4/s would allow it
+    assert first.status_code == 200
+    assert second.status_code == 429 and second.headers["Retry-After"] == "1"
+    assert second.json() == {"error": "rate_limited"}
+    time.sleep(0.3)  # more than 1/R after the last accepted one
+    assert c.get(USAGE, params=params, headers=KEY).status_code == 200
+    assert server.stats.count(status=429) == 1
+
+
+def test_a_bucket_rate_limit_still_allows_a_burst(make_sim: Any) -> None:
+    _, c = make_sim(rate_limit=4.0)
+    params = {"date": DAY.isoformat(), "limit": 1}
+    assert [c.get(USAGE, params=params, headers=KEY).status_code for _ in range(4)] == [200] * 4
+
+
+def test_a_dripped_body_arrives_byte_by_byte_and_a_client_that_leaves_is_counted(make_sim: Any) -> None:
+    server, _ = make_sim(companies=3, drip_interval=0.01)
+    url = f"{server.url}{USAGE}?date={DAY.isoformat()}&limit=1"
+    with httpx.Client(timeout=10) as c, c.stream("GET", url, headers=KEY) as stream:
+        chunks = list(stream.iter_raw())
+    assert stream.status_code == 200 and orjson.loads(b"".join(chunks))["date"] == DAY.isoformat()
+    assert len(chunks) > 10 and max(map(len, chunks)) <= 2  # the body came a byte (or two) at a time
+    with httpx.Client(timeout=10) as c, c.stream("GET", url, headers=KEY) as stream:
+        assert stream.status_code == 200
+        next(stream.iter_raw(1))  # a byte, then leave
+    deadline = time.monotonic() + 10
+    while server.stats.aborted == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert server.stats.aborted == 1
+    assert server.stats.count(status=200) == 1  # the abandoned answer is not counted as served
+
+
+def test_an_endless_cursor_never_ends_and_never_repeats(make_sim: Any) -> None:
+    server, c = make_sim(companies=20, endless_cursor=True)
+    cursor: str | None = None
+    seen: set[str] = set()
+    records = 0
+    for _ in range(30):
+        params: dict[str, Any] = {"date": DAY.isoformat(), "limit": 10}
+        if cursor is not None:
+            params["cursor"] = cursor
+        body = c.get(USAGE, params=params, headers=KEY).json()
+        records += len(body["data"])
+        cursor = body["next_cursor"]
+        assert cursor is not None and cursor not in seen
+        seen.add(cursor)
+    assert records == len(server.usage(DAY))  # every record once, then empty pages forever

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+import json
 import logging
 import random
 import threading
@@ -25,10 +27,12 @@ from company_activity.errors import (
     DateNotAvailable,
     DateNotFinal,
     InvalidRequest,
+    RunInterrupted,
     UsageDataError,
 )
 from company_activity.simulator.server import SimulatorOptions, SimulatorServer
-from company_activity.sources import usage_api
+from company_activity.sources import usage
+from company_activity.sources.usage import auth as usage_auth
 from company_activity.sources.usage_api import (
     Page,
     RetryPolicy,
@@ -36,6 +40,7 @@ from company_activity.sources.usage_api import (
     parse_retry_after,
     parse_usage_page,
 )
+from company_activity.stopping import StopSignal
 
 BASE = "https://api.test"
 DAY = date(2024, 5, 1)
@@ -378,7 +383,7 @@ def test_token_endpoint_down_gives_api_unavailable() -> None:
 
 def test_token_is_refreshed_shortly_before_it_expires(api: FakeApi, monkeypatch: pytest.MonkeyPatch) -> None:
     clock = [1000.0]
-    monkeypatch.setattr(usage_api, "_monotonic", lambda: clock[0])
+    monkeypatch.setattr(usage_auth, "_monotonic", lambda: clock[0])
     api.expires_in = 100
     with make_client(api) as client:
         list(client.fetch_day(DAY))
@@ -862,10 +867,11 @@ def _sim_client(sim: Any, *, oauth: bool, waits: list[float] | None = None, **kw
         else {"api_key": opts.api_key}
     )
     kwargs.setdefault("rate_limit", None)
+    kwargs.setdefault("timeout", 5.0)
+    if waits is not None:
+        kwargs["sleep"] = waits.append
     return UsageApiClient(
         sim.url,
-        timeout=5.0,
-        sleep=waits.append if waits is not None else time.sleep,
         rng=random.Random(3),
         **creds,
         **kwargs,
@@ -957,3 +963,253 @@ def test_simulator_rate_limit_is_respected(sim_factory: Callable[..., Any]) -> N
     assert sorted(records) == sorted(_expected(sim, SIM_DAY))
     assert sim.stats.count(status=429) == 0
     assert waits == []
+
+
+# == issue 9: bounded time, prompt stop, adaptive pacing (against the real simulator) =====================
+def _wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.02)
+    return condition()
+
+
+def test_a_dripping_body_trips_the_whole_request_deadline(sim_factory: Callable[..., Any]) -> None:
+    # ~100 bytes at one byte per 0.2 s: each read returns within httpx's per-read timeout, the whole
+    # body would take ~20 s; the whole-request deadline (1 s) trips, and the retry trips it again
+    sim = sim_factory(companies=5, drip_interval=0.2)
+    policy = RetryPolicy(max_attempts=2, backoff_initial=0.01, backoff_max=0.01)
+    with (
+        _sim_client(sim, oauth=False, page_size=1, timeout=1.0, retry=policy) as client,
+        pytest.raises(ApiUnavailable) as info,
+    ):
+        list(client.fetch_day(SIM_DAY))
+    message = str(info.value)
+    assert "gave up after 2 attempts" in message
+    assert "timeout: the whole request took longer than 1 s" in message
+    assert _wait_for(lambda: sim.stats.aborted >= 2)  # the client closed both connections
+
+
+def test_an_endless_cursor_fails_the_day_at_the_page_cap(sim_factory: Callable[..., Any]) -> None:
+    sim = sim_factory(companies=30, endless_cursor=True)
+    with (
+        _sim_client(sim, oauth=False, page_size=10, max_pages_per_day=40) as client,
+        pytest.raises(UsageDataError) as info,
+    ):
+        pages = 0
+        for _ in client.fetch_day(SIM_DAY):
+            pages += 1
+    assert pages == 40
+    assert f"product-usage API {SIM_DAY.isoformat()}: more than 40 pages for one day" in str(info.value)
+    assert sim.stats.count(path="/v1/usage/daily") == 40  # not one request beyond the cap
+
+
+def test_the_default_page_cap_is_far_above_a_real_day() -> None:
+    assert usage.DEFAULT_MAX_PAGES_PER_DAY >= 20_000
+
+
+def test_a_stop_aborts_a_blocked_read_and_closes_the_connection(sim_factory: Callable[..., Any]) -> None:
+    sim = sim_factory(companies=5, drip_interval=0.5)  # a page takes a minute; the deadline is 60 s
+    stop = StopSignal()
+    outcome: list[BaseException] = []
+
+    def fetch() -> None:
+        try:
+            with _sim_client(sim, oauth=False, page_size=5, timeout=60.0, stop=stop) as client:
+                list(client.fetch_day(SIM_DAY))
+        except BaseException as exc:
+            outcome.append(exc)
+
+    worker = threading.Thread(target=fetch, daemon=True)
+    worker.start()
+    assert _wait_for(lambda: sim.stats.requests == 0 and worker.is_alive(), 1.0)
+    time.sleep(0.6)  # the client is now blocked reading the dripped body
+    stop.request("SIGTERM")
+    worker.join(10)
+    assert not worker.is_alive(), "the stop did not abort the blocked read"
+    assert len(outcome) == 1 and isinstance(outcome[0], RunInterrupted), outcome
+    assert "SIGTERM" in str(outcome[0])
+    assert _wait_for(lambda: sim.stats.aborted == 1)  # the server saw the connection closed
+    assert sim.stats.count(status=200) == 0
+
+
+def test_a_stop_interrupts_a_retry_after_wait_and_is_checked_between_pages(
+    sim_factory: Callable[..., Any],
+) -> None:
+    sim = sim_factory(companies=60, rate_limited_rate=1.0, retry_after_seconds=30)
+    stop = StopSignal()
+    threading.Timer(0.3, stop.request, args=("SIGINT",)).start()
+    with (
+        _sim_client(sim, oauth=False, stop=stop) as client,
+        pytest.raises(RunInterrupted, match="SIGINT"),
+    ):
+        list(client.fetch_day(SIM_DAY))
+    assert sim.stats.count(status=429) == 1  # interrupted during the 30 s wait, not after it
+    # between pages: a stop after page 1 ends the day before page 2 is asked
+    sim = sim_factory(companies=60)
+    stop = StopSignal()
+    with _sim_client(sim, oauth=False, page_size=5, stop=stop) as client:
+        pages = client.fetch_day(SIM_DAY)
+        next(pages)
+        stop.request("SIGINT")
+        with pytest.raises(RunInterrupted):
+            next(pages)
+    assert sim.stats.count(path="/v1/usage/daily") == 1
+
+
+def test_a_client_at_the_strict_servers_rate_gets_almost_no_429(sim_factory: Callable[..., Any]) -> None:
+    """Paced evenly at R, a client does not burst past a server that refuses any burst at R."""
+    rate = 40.0
+    sim = sim_factory(companies=600, rate_limit=rate, rate_limit_strict=True)  # ~80 pages of 4
+    with _sim_client(sim, oauth=False, page_size=4, rate_limit=rate) as client:
+        pages, records = _fetch_all(client, SIM_DAY)
+    assert sorted(records) == sorted(_expected(sim, SIM_DAY))
+    assert len(pages) >= 70
+    assert sim.stats.count(status=429) < 0.05 * len(pages)
+
+
+def test_429s_lower_the_rate_which_recovers_gradually() -> None:
+    clock = [0.0]
+    sent: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        clock[0] += seconds
+
+    pacer = usage.AdaptivePacer(10.0, floor=0.5, sleep=sleep, clock=lambda: clock[0])
+    for _ in range(5):
+        pacer.try_acquire()
+        sent.append(clock[0])
+    gaps = [b - a for a, b in itertools.pairwise(sent)]
+    assert all(gap >= 0.1 for gap in gaps) and max(gaps) < 0.11  # evenly: one per 1/R, no burst
+    pacer.on_throttled()
+    assert pacer.rate == 5.0
+    for _ in range(10):
+        pacer.on_throttled()
+    assert pacer.rate == 0.5  # the floor
+    rates = []
+    for _ in range(25):
+        pacer.on_success()
+        rates.append(pacer.rate)
+    assert rates[0] == pytest.approx(1.0)  # additive: + R/20 per success
+    assert rates == sorted(rates) and rates.index(10.0) == 18  # back to R in 19 steps of 0.5, not at once
+    with pytest.raises(ConfigError):
+        usage.AdaptivePacer(0.0)
+
+
+def test_a_429_from_the_server_slows_the_client_down(api: FakeApi) -> None:
+    api.usage_faults = [error(429, "rate_limited", {"Retry-After": "0"})]
+    waits: list[float] = []
+    with make_client(api, oauth=False, waits=waits, rate_limit=1000.0) as client:
+        pages = client.fetch_day(DAY)
+        next(pages)  # the 429, its retry, then page 1
+        assert client.pacer is not None and client.pacer.rate == pytest.approx(550.0)  # 500 + one success
+        list(pages)
+        assert client.pacer.rate == pytest.approx(600.0)
+    assert len(waits) == 1  # Retry-After honoured (floored) by the retry loop
+
+
+# == issue 9: numbers and ids no warehouse can hold ========================================================
+@pytest.mark.parametrize(
+    ("raw_value", "fragment"),
+    [
+        (b"1e400", "field 'active_users' must be an integer >= 0, got number 1e400"),
+        (b"1.5", "field 'active_users' must be an integer >= 0, got number 1.5"),
+        (b"true", "field 'active_users' must be an integer >= 0, got boolean true"),
+        (b"9223372036854775808", "field 'active_users' is 9223372036854775808, more than a 64-bit count"),
+        (b"123456789012345678901234567890", "field 'active_users' must be an integer >= 0, got number 1.23"),
+        (b"9223372036854775807", None),
+    ],
+)
+def test_counts_are_64_bit_and_a_number_out_of_range_names_field_and_company(
+    raw_value: bytes, fragment: str | None
+) -> None:
+    raw = (
+        b'{"date": "2024-05-01", "next_cursor": null, "data": ['
+        b'{"company_id": "ok", "active_users": 1, "events": 1},'
+        b'{"company_id": "C\\"42", "active_users": ' + raw_value + b', "events": 2}]}'
+    )
+    if fragment is None:
+        assert parse_usage_page(raw, day=DAY, source="p").active_users == [1, 2**63 - 1]
+        return
+    with pytest.raises(UsageDataError) as info:
+        parse_usage_page(raw, day=DAY, source="raw/page-00002.json")
+    assert str(info.value).startswith('raw/page-00002.json: record 1 (company_id "C\\"42"): ')
+    assert fragment in str(info.value)
+
+
+def test_a_number_orjson_refuses_is_a_page_not_a_truncated_body(api: FakeApi) -> None:
+    """1e400 is valid JSON: the page is yielded (to the lake), and parsing names the field; no retry."""
+    huge = (
+        b'{"date": "2024-05-01", "next_cursor": null, '
+        b'"data": [{"company_id": "c9", "active_users": 1e400, "events": 1}]}'
+    )
+    api.usage_faults = [httpx.Response(200, content=huge)]
+    with make_client(api, oauth=False) as client:  # no sleep allowed: a retry would fail the test
+        (page,) = list(client.fetch_day(DAY))
+    assert page.body == huge
+    with pytest.raises(UsageDataError, match=r"record 0 \(company_id \"c9\"\): field 'active_users' must be"):
+        usage.parse_usage_doc(page.doc, day=DAY, source="p")
+
+
+@pytest.mark.parametrize(
+    ("company_id", "fragment"),
+    [
+        ("C\x00x", "field 'company_id' contains a NUL character, which a warehouse cannot store"),
+        ("C" * 257, "field 'company_id' is 257 characters long, more than the 256 a company id may have"),
+        ("C" * 4_000_000, "field 'company_id' is 4000000 characters long"),
+        ("C\ud800", "field 'company_id' is not valid Unicode"),
+    ],
+    ids=["nul", "257", "4MB", "surrogate"],
+)
+def test_a_company_id_no_warehouse_can_store_is_named(company_id: str, fragment: str) -> None:
+    raw = json.dumps(
+        {"date": "2024-05-01", "next_cursor": None, "data": [rec("ok"), rec(company_id)]}
+    ).encode()
+    with pytest.raises(UsageDataError) as info:
+        parse_usage_page(raw, day=DAY, source="src")
+    message = str(info.value)
+    assert message.startswith("src: record 1 (company_id ")
+    assert fragment in message
+    assert len(message) < 300  # an excerpt, never the whole value
+    assert parse_usage_page(body([rec("C" * 256)]), day=DAY, source="s").company_ids == ["C" * 256]
+
+
+def test_the_pacer_learns_a_strict_servers_needs_from_its_429s() -> None:
+    clock = [0.0]
+
+    def sleep(seconds: float) -> None:
+        clock[0] += seconds
+
+    def acquire() -> float:
+        pacer.try_acquire()
+        return clock[0]
+
+    pacer = usage.AdaptivePacer(10.0, sleep=sleep, clock=lambda: clock[0])
+    interval = pacer.interval()
+    assert acquire() == 0.0
+    pacer.on_success(0.0, 0.05)  # the first answer paid for the connection: count from it
+    assert acquire() == pytest.approx(0.05 + interval)
+    sent = clock[0]
+    pacer.on_success(sent, sent + 0.08)  # a slow answer: the next slot still comes one interval on
+    assert acquire() == pytest.approx(sent + interval)
+    pacer.on_throttled()  # a strict server: rate halved, margin widened (+1 %)
+    assert pacer.rate == 5.0 and pacer.interval() == pytest.approx((1.03 / 5.0) + 0.002)
+    for _ in range(10):
+        pacer.on_success()
+    assert pacer.rate == 10.0 and pacer.interval() == pytest.approx(1.029 / 10.0 + 0.002)
+    clock[0] += 1.0  # Retry-After
+    sent = acquire()
+    pacer.on_success(sent, sent + 0.31)  # after a 429, a slow answer may have been counted late
+    assert acquire() == pytest.approx(sent + 0.31 - 0.05 + pacer.interval(), abs=0.001)
+
+
+def test_a_stop_interrupts_a_rate_limit_wait(api: FakeApi) -> None:
+    stop = StopSignal()
+    threading.Timer(0.3, stop.request, args=("SIGTERM",)).start()
+    with (
+        make_client(api, oauth=False, rate_limit=0.1, rate_floor=0.1, stop=stop) as client,
+        pytest.raises(RunInterrupted, match="SIGTERM"),
+    ):
+        list(client.fetch_day(DAY))  # page 2 would wait 10 s for its slot
+    assert len(api.usage_requests) == 1

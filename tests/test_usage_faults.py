@@ -27,9 +27,16 @@ from company_activity.cli import main
 from company_activity.simulator import SimulatorOptions, SimulatorServer, UsageRecord
 from company_activity.simulator.data import _mix
 from company_activity.storage import open_lake
-from company_activity.warehouse.duckdb import DuckDBWarehouse
+from company_activity.warehouse import Warehouse, connect
 
+from . import pg
 from .helpers import days
+
+pg_server = pg.pg_server
+pg_databases = pg.pg_databases
+new_warehouse_url = pg.new_warehouse_url
+engine = pg.engine
+wh_url = pg.wh_url
 
 TODAY = date(2026, 11, 12)
 DAY = date(2026, 11, 10)  # a Tuesday: ~85 active companies of 120, 4 pages of 25
@@ -44,10 +51,10 @@ RETRY_LINE = re.compile(r"HTTP (\d{3})[^\n]*?; retrying (\S+) (page \d+|access t
 class World:
     """A simulator, a lake with the CRM snapshots, a warehouse file, and the CLI over them."""
 
-    def __init__(self, tmp: Path, sim: SimulatorServer) -> None:
+    def __init__(self, tmp: Path, sim: SimulatorServer, warehouse: str | None = None) -> None:
         self.sim = sim
         self.lake = tmp / "lake"
-        self.warehouse = str(tmp / "wh.duckdb")
+        self.warehouse = warehouse or str(tmp / "wh.duckdb")
         sim.data.write_crm_snapshots(open_lake(str(self.lake)), days(TODAY - timedelta(days=10), TODAY))
 
     def env(self, **settings: str) -> dict[str, str]:
@@ -70,8 +77,8 @@ class World:
     def cli(self, *args: str, **settings: str) -> Result:
         return CliRunner().invoke(main, list(args), env=self.env(**settings), catch_exceptions=False)
 
-    def wh(self) -> DuckDBWarehouse:
-        return DuckDBWarehouse(self.warehouse)
+    def wh(self) -> Warehouse:
+        return connect(self.warehouse)
 
     def staged(self, day: date) -> dict[str, tuple[int, int]]:
         with self.wh() as wh:
@@ -110,14 +117,16 @@ class World:
 def make_world(tmp_path: Path) -> Iterator[Callable[..., World]]:
     servers: list[SimulatorServer] = []
 
-    def make(sim_class: type[SimulatorServer] = SimulatorServer, **options: Any) -> World:
+    def make(
+        sim_class: type[SimulatorServer] = SimulatorServer, warehouse: str | None = None, **options: Any
+    ) -> World:
         opts = SimulatorOptions(
             seed=5, companies=120, today=TODAY, epoch=date(2026, 10, 1), client_secret=SECRET, **options
         )
         sim = sim_class(opts)
         sim.start()
         servers.append(sim)
-        return World(tmp_path / f"w{len(servers)}", sim)
+        return World(tmp_path / f"w{len(servers)}", sim, warehouse)
 
     yield make
     for sim in servers:
@@ -435,18 +444,90 @@ def test_a_day_breaking_the_contract_fails_whole_and_keeps_its_raw_pages(
     assert world.staged(bad) == {}
 
 
-def test_a_count_beyond_the_warehouse_integer_fails_the_day_not_the_run(
-    make_world: Callable[..., World],
+# == wide counts and values an engine cannot store (issue 9) ===========================================
+def test_counts_near_2_31_on_two_days_build_with_a_64_bit_seven_day_sum(
+    make_world: Callable[..., World], wh_url: str
 ) -> None:
-    world = make_world()
-    huge = [UsageRecord("C0000001", 3, 3_000_000_000), UsageRecord("C0000002", 1, 1)]
-    world.sim.options.overrides[DAY] = huge
+    world = make_world(warehouse=wh_url)
+    near = 2**31 - 5
+    first, second = DAY - timedelta(days=1), DAY
+    for day in (first, second):
+        world.sim.options.overrides[day] = [
+            UsageRecord("C0000001", near, 3_000_000_000),
+            UsageRecord("C2", 1, 1),
+        ]
+    result = world.cli("backfill", "--start", (DAY - timedelta(days=7)).isoformat(), "--end", DAY.isoformat())
+    assert result.exit_code == 0, result.output
+    assert world.staged(second)["C0000001"] == (near, 3_000_000_000)
+    with world.wh() as wh:
+        rows = wh.execute(
+            'select active_users, events, "7d_active_users" from analytics.company_daily_activity '
+            "where activity_date = :d and company_id = 'C0000001'",
+            {"d": second},
+        )
+    assert [tuple(r) for r in rows] == [(near, 3_000_000_000, 2 * near)]
+
+
+@pytest.mark.parametrize(
+    ("record", "fragment"),
+    [
+        (
+            UsageRecord("C0000001", 2**63, 1),
+            "record 0 (company_id \"C0000001\"): field 'active_users' is "
+            "9223372036854775808, more than a 64-bit count holds (9223372036854775807)",
+        ),
+        (UsageRecord("C0000001", 1, -1), "field 'events' must be an integer >= 0, got integer -1"),
+        (UsageRecord("C\x00evil", 1, 1), "field 'company_id' contains a NUL character"),
+        (
+            UsageRecord("C" * 4_000_000, 1, 1),
+            "field 'company_id' is 4000000 characters long, more than the 256",
+        ),
+    ],
+    ids=["2**63", "negative", "nul", "4MB id"],
+)
+def test_a_record_no_engine_can_store_fails_its_day_alike_on_both_engines(
+    make_world: Callable[..., World], wh_url: str, record: UsageRecord, fragment: str
+) -> None:
+    world = make_world(warehouse=wh_url)
+    world.sim.options.overrides[DAY] = [record, UsageRecord("C0000002", 1, 1)]
     other = DAY - timedelta(days=1)
     result = world.cli("backfill", "--start", other.isoformat(), "--end", DAY.isoformat())
     assert result.exit_code == 1, result.output
-    assert "field 'events' is 3000000000, more than the warehouse's INTEGER columns hold" in result.output
+    assert fragment in result.output
+    assert f"usage for {DAY.isoformat()} breaks the API contract" in result.output
+    assert len(result.output) < 20_000  # the 4 MB id is quoted as a short excerpt, never whole
     assert world.staged(DAY) == {}
-    assert world.staged(other) == world.truth(other)
+    assert world.staged(other) == world.truth(other)  # the other day of the run is loaded
+    status = world.usage_status(DAY)
+    assert status is not None and status[0] == "failed" and fragment in status[3]
+
+
+def test_numbers_orjson_refuses_name_the_field_and_are_not_retried(
+    make_world: Callable[..., World],
+) -> None:
+    world = make_world()
+    world.sim.options.overrides[DAY] = [UsageRecord("C0000001", 1, 1)]
+
+    asked: list[int] = []
+    original = world.sim._handle_usage
+
+    def handle(query: str, headers: Any, *args: Any) -> tuple[int, bytes, dict[str, str]]:
+        status, payload, extra = original(query, headers, *args)
+        if "2026-11-10" in query and status == 200:
+            asked.append(1)
+            payload = payload.replace(b'"active_users":1', b'"active_users":1e400')
+        return status, payload, extra
+
+    world.sim._handle_usage = handle  # type: ignore[method-assign]
+    result = world.cli("run", "--date", DAY.isoformat())
+    assert result.exit_code == 1, result.output
+    assert (
+        "record 0 (company_id \"C0000001\"): field 'active_users' must be an integer >= 0, got number 1e400"
+        in (result.output)
+    )
+    assert "API unavailable" not in result.output
+    assert len(asked) == 1  # terminal: asked once, not retried as a truncated body
+    assert world.staged(DAY) == {}
 
 
 def test_a_conflicting_refetch_leaves_the_loaded_day_as_it_was(make_world: Callable[..., World]) -> None:
@@ -525,3 +606,71 @@ def test_the_rate_limit_goes_to_the_oldest_waiting_day_first() -> None:
     for t in [first, *threads]:
         t.join(5)
     assert order == [DAY, *sorted(waiting)]
+
+
+# == spools: in the project's folder, swept after killed runs (issue 9) ===================================
+_SPOOLER = """
+import sys, time
+from datetime import date
+import orjson
+from company_activity.ingest import StagedDay
+staged = StagedDay(date(2026, 11, 10), sys.argv[1])
+record = {"company_id": "C1", "active_users": 1, "events": 2}
+doc = {"date": "2026-11-10", "next_cursor": None, "data": [record]}
+staged.add("page-00001.json", "src", body=orjson.dumps(doc))
+staged.close()
+print(staged.path, flush=True)
+time.sleep(120)
+"""
+
+
+def test_spools_live_in_tmp_dir_and_a_killed_runs_spool_is_swept(tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from company_activity.ingest import sweep_stale_spools
+
+    tmp_dir = tmp_path / "data" / "tmp"  # made on first use
+    child = subprocess.Popen(
+        [sys.executable, "-c", _SPOOLER, str(tmp_dir)], stdout=subprocess.PIPE, text=True
+    )
+    assert child.stdout is not None
+    killed_spool = Path(child.stdout.readline().strip())
+    assert killed_spool.parent == tmp_dir and f"-{child.pid}-" in killed_spool.name
+    assert killed_spool.read_text() == '"C1",1,2\n'
+    # a live run's spool (this process), an old one of a live pid, and a file that is not a spool
+    live = tmp_dir / f"company-activity-usage-2026-11-09-{os.getpid()}-abc.csv"
+    old = tmp_dir / f"company-activity-usage-2026-11-08-{os.getpid()}-def.csv"
+    other = tmp_dir / "notes.csv"
+    for path in (live, old, other):
+        path.write_text("x")
+    two_days_ago = time.time() - 2 * 24 * 3600
+    os.utime(old, (two_days_ago, two_days_ago))
+    assert sweep_stale_spools(tmp_dir) == 1  # the child still runs: only the old spool goes
+    assert killed_spool.exists() and not old.exists()
+    child.send_signal(signal.SIGKILL)  # a SIGKILL skips every clean-up
+    child.wait(10)
+    assert sweep_stale_spools(tmp_dir) == 1
+    assert not killed_spool.exists()
+    assert sorted(p.name for p in tmp_dir.iterdir()) == sorted([live.name, other.name])
+    assert sweep_stale_spools(tmp_path / "missing") == 0
+
+
+def test_a_spool_folder_that_cannot_be_made_is_a_storage_error_naming_it(tmp_path: Path) -> None:
+    from company_activity.errors import StorageError
+    from company_activity.ingest import StagedDay
+
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    staged = StagedDay(DAY, blocker / "tmp")
+    doc = {
+        "date": DAY.isoformat(),
+        "next_cursor": None,
+        "data": [{"company_id": "C1", "active_users": 1, "events": 2}],
+    }
+    with pytest.raises(StorageError) as info:
+        staged.add("page-00001.json", "src", doc=doc)
+    assert str(blocker / "tmp") in str(info.value) and "Not a directory" in str(info.value)
+    assert info.value.path == str(blocker / "tmp")

@@ -62,6 +62,18 @@ class Settings(BaseSettings):
     api_retention_days: int = Field(default=30, ge=1)
     api_concurrency: int = Field(default=4, ge=1, le=32, description="days fetched at once")
 
+    # -- issue 9 (usage API): bounded days, adaptive pacing, the project's temporary folder -----------
+    # (api_timeout above bounds one WHOLE request: connect + every read of the response)
+    api_max_pages_per_day: int = Field(
+        default=20_000, ge=1, description="a day with more pages than this fails (pagination that never ends)"
+    )
+    api_rate_floor: float = Field(
+        default=0.5, gt=0, description="least requests/s the client slows down to after 429s"
+    )
+    tmp_dir: str = Field(
+        default="./data/tmp", description="temporary files (usage spools); swept of killed runs' leftovers"
+    )
+
     # the pipeline
     start_date: date | None = None
     today: date | None = None

@@ -3,11 +3,13 @@
 :meth:`Pipeline._land_raw <company_activity.pipeline.Pipeline._land_raw>` hands each page of a day to a
 :class:`RawLanding`. Its writer thread writes the page to the lake exactly as received, computes its
 checksum and validates its records against the contract while the fetching thread already waits for the
-next page. The validated records go to a local spool file (CSV, a page at a time), so memory does not grow
-with the number of pages. When the last page is durable, the manifest is written
-(last), and the day's :class:`StagedDay` travels with it (:class:`Manifest`) to ``_load_usage``, which
-bulk-loads the spool into staging in one transaction (:func:`load_staged`): DuckDB reads the spool file
-itself, with no Python per record; other engines get the rows streamed to their bulk load.
+next page. The validated records go to a local spool file (CSV, a page at a time) in the project's own
+temporary folder (``tmp_dir``, setting ``COMPANY_ACTIVITY_TMP_DIR``), so memory does not grow with the
+number of pages; :func:`sweep_stale_spools` removes what killed runs left there. When the last page is
+durable, the manifest is written (last), and the day's :class:`StagedDay` travels with it
+(:class:`Manifest`) to ``_load_usage``, which bulk-loads the spool into staging in one transaction
+(:func:`load_staged`): DuckDB reads the spool file itself, with no Python per record; other engines get
+the rows streamed to their bulk load.
 
 A manifest without a spool (``replay``, or a raw run of an earlier process) is staged from the lake
 (:func:`stage_from_lake`): each page is read back, its checksum verified against the manifest, validated.
@@ -24,6 +26,7 @@ import csv
 import hashlib
 import os
 import queue
+import re
 import tempfile
 import threading
 import time
@@ -31,15 +34,12 @@ from collections.abc import Iterator
 from datetime import date
 from typing import IO, Any
 
-import orjson
-
-from .errors import UsageDataError
-from .sources.usage_api import Page, parse_usage_doc
+from .errors import StorageError, UsageDataError
+from .sources.usage import Page, parse_usage_doc, parse_usage_page
 from .storage import Lake
 from .warehouse import Warehouse
 
 __all__ = [
-    "INT_MAX",
     "Manifest",
     "RawLanding",
     "StagedDay",
@@ -49,9 +49,6 @@ __all__ = [
     "staged_of",
     "sweep_stale_spools",
 ]
-
-#: the staging columns ``active_users`` and ``events`` are INTEGER
-INT_MAX = 2**31 - 1
 
 #: pages waiting for the writer thread at most (bounds memory while the lake is slower than the API)
 QUEUE_DEPTH = 8
@@ -69,22 +66,45 @@ _DUCKDB_LOAD = (
 )
 
 
-#: the spool files' names: ``company-activity-usage-<day>-<random>.csv`` in the temporary folder
+#: the spool files' names: ``company-activity-usage-<day>-<pid>-<random>.csv`` in the spool folder
 SPOOL_PREFIX = "company-activity-usage-"
-#: a spool older than this was left by a process that died (a SIGKILL skips every clean-up)
+#: a spool older than this is swept whatever its owner (a process id can be reused)
 STALE_SPOOL_SECONDS = 24 * 3600
+_SPOOL_PID = re.compile(r"company-activity-usage-\d{4}-\d{2}-\d{2}-(\d+)-")
 
 
-def sweep_stale_spools(max_age: float = STALE_SPOOL_SECONDS) -> int:
-    """Delete the spools that killed processes left in the temporary folder; returns how many."""
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's process (EPERM): alive
+        return True
+    return True
+
+
+def sweep_stale_spools(
+    tmp_dir: str | os.PathLike[str] | None = None, max_age: float = STALE_SPOOL_SECONDS
+) -> int:
+    """Delete the spools that killed runs left in ``tmp_dir``; returns how many.
+
+    A spool is stale when the process that made it (its name carries the pid) is gone, or when it is older
+    than ``max_age`` seconds. ``tmp_dir`` None: the system temporary folder (where older releases spooled).
+    Runs call this at their start; a missing folder sweeps nothing.
+    """
+    folder = os.fspath(tmp_dir) if tmp_dir is not None else tempfile.gettempdir()
     cutoff = time.time() - max_age
     removed = 0
-    with contextlib.suppress(OSError), os.scandir(tempfile.gettempdir()) as entries:
+    with contextlib.suppress(OSError), os.scandir(folder) as entries:
         for entry in entries:
             if not (entry.name.startswith(SPOOL_PREFIX) and entry.name.endswith(".csv")):
                 continue
+            match = _SPOOL_PID.match(entry.name)
             with contextlib.suppress(OSError):
-                if entry.stat(follow_symlinks=False).st_mtime < cutoff:
+                dead = match is not None and not _alive(int(match.group(1)))
+                if dead or entry.stat(follow_symlinks=False).st_mtime < cutoff:
                     os.unlink(entry.path)
                     removed += 1
     return removed
@@ -93,8 +113,9 @@ def sweep_stale_spools(max_age: float = STALE_SPOOL_SECONDS) -> int:
 class StagedDay:
     """The validated records of one day's raw run, spooled to a local file until staging loads them."""
 
-    def __init__(self, day: date) -> None:
+    def __init__(self, day: date, tmp_dir: str | os.PathLike[str] | None = None) -> None:
         self.day = day
+        self.tmp_dir = tmp_dir
         self.records = 0  # records spooled (repeats included)
         #: extra field -> where it first appears in this raw run ("page-00001.json record 0")
         self.drift: dict[str, str] = {}
@@ -114,19 +135,9 @@ class StagedDay:
             return  # the day is refused already; the rest is landed for inspection only
         try:
             if doc is None:
-                try:
-                    doc = orjson.loads(body or b"")
-                except orjson.JSONDecodeError as exc:
-                    raise UsageDataError(f"{source}: the body is not valid JSON ({exc})") from None
-            parsed = parse_usage_doc(doc, day=self.day, source=source)
-            for column, values in (("active_users", parsed.active_users), ("events", parsed.events)):
-                if values and max(values) > INT_MAX:
-                    index = next(i for i, v in enumerate(values) if v > INT_MAX)
-                    raise UsageDataError(
-                        f"{source}: record {index} (company_id {parsed.company_ids[index]!r}): field "
-                        f"{column!r} is {values[index]}, more than the warehouse's INTEGER columns hold "
-                        f"({INT_MAX})"
-                    )
+                parsed = parse_usage_page(body or b"", day=self.day, source=source)
+            else:
+                parsed = parse_usage_doc(doc, day=self.day, source=source)
         except UsageDataError as exc:
             self.error = exc
             self.discard()
@@ -136,7 +147,20 @@ class StagedDay:
         if not len(parsed):
             return
         if self._fh is None:
-            fd, self._path = tempfile.mkstemp(prefix=f"{SPOOL_PREFIX}{self.day}-", suffix=".csv")
+            folder = None if self.tmp_dir is None else os.fspath(self.tmp_dir)
+            try:
+                if folder is not None:
+                    os.makedirs(folder, exist_ok=True)
+                fd, self._path = tempfile.mkstemp(
+                    prefix=f"{SPOOL_PREFIX}{self.day}-{os.getpid()}-", suffix=".csv", dir=folder
+                )
+            except OSError as exc:
+                where = folder or tempfile.gettempdir()
+                raise StorageError(
+                    f"cannot create a usage spool file for {self.day} in {where}: "
+                    f"{exc.strerror or type(exc).__name__} (COMPANY_ACTIVITY_TMP_DIR)",
+                    path=where,
+                ) from None
             self._fh = os.fdopen(fd, "wb")
         ids = parsed.company_ids
         if '"' in "".join(ids):
@@ -193,10 +217,12 @@ class RawLanding:
     ever reads them.
     """
 
-    def __init__(self, lake: Lake, prefix: str, day: date) -> None:
+    def __init__(
+        self, lake: Lake, prefix: str, day: date, *, tmp_dir: str | os.PathLike[str] | None = None
+    ) -> None:
         self.lake = lake
         self.prefix = prefix
-        self.staged = StagedDay(day)
+        self.staged = StagedDay(day, tmp_dir)
         self.entries: list[dict[str, Any]] = []
         self._queue: queue.Queue[Page | None] = queue.Queue(maxsize=QUEUE_DEPTH)
         self._failure: BaseException | None = None
@@ -260,9 +286,16 @@ class RawLanding:
         self.staged.add(name, self.lake.url(rel), doc=page.doc, body=page.body)
 
 
-def stage_from_lake(lake: Lake, prefix: str, manifest: dict[str, Any], day: date) -> StagedDay:
+def stage_from_lake(
+    lake: Lake,
+    prefix: str,
+    manifest: dict[str, Any],
+    day: date,
+    *,
+    tmp_dir: str | os.PathLike[str] | None = None,
+) -> StagedDay:
     """Stage a complete raw run from the lake: read each page, verify its checksum, validate it."""
-    staged = StagedDay(day)
+    staged = StagedDay(day, tmp_dir)
     try:
         for page in manifest["pages"]:
             rel = f"{prefix}/{page['file']}"

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextvars
-import inspect
 import logging
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -18,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+import httpx
 import orjson
 
 from . import ingest, run_status, transform
@@ -142,6 +142,7 @@ class Pipeline:
         with storage_errors("lake"):
             self.lake = lake or open_lake_for(settings)  # identity / SAS / key / connection string
         self._client = client
+        self._http: httpx.Client | None = None
         self._client_lock = threading.Lock()
         self._sinks: list[AlertSink] = list(sinks) if sinks is not None else sinks_from_settings(settings)
 
@@ -155,20 +156,19 @@ class Pipeline:
     def _make_client(self) -> UsageApiClient:
         if self._client is None:
             s = self.settings
-            # the run's stop signal, when the client takes one (``stop=``, issue 9)
-            extra: dict[str, Any] = (
-                {"stop": self.stop} if "stop" in inspect.signature(UsageApiClient).parameters else {}
-            )
+            self._http = api_http_client(s)  # verified TLS (+ API_CA_FILE), proxies, whole-request deadline
             self._client = UsageApiClient(
                 s.require_api_url(),
-                **extra,
+                stop=self.stop,
                 client_id=s.api_client_id,
                 client_secret=s.api_client_secret.get_secret_value() if s.api_client_secret else None,
                 api_key=s.api_key.get_secret_value() if s.api_key else None,
-                http=api_http_client(s),  # issue 14: verified TLS (+ API_CA_FILE), proxies from the env
+                http=self._http,
                 page_size=s.api_page_size,
                 timeout=s.api_timeout,
                 rate_limit=s.api_rate_limit,
+                rate_floor=s.api_rate_floor,  # issue 9: AIMD floor
+                max_pages_per_day=s.api_max_pages_per_day,  # issue 9: page cap
                 retry=RetryPolicy(
                     max_attempts=s.api_max_attempts,
                     backoff_initial=s.api_backoff_initial,
@@ -182,6 +182,8 @@ class Pipeline:
     def close(self) -> None:
         if self._client is not None:
             self._client.close()
+        if self._http is not None:
+            self._http.close()
         self.wh.close()
 
     def __enter__(self) -> Pipeline:
@@ -620,7 +622,7 @@ class Pipeline:
         if not days:
             return
         starts = {day: ledger.step_started(STEP_USAGE, day) for day in days}
-        ingest.sweep_stale_spools()
+        ingest.sweep_stale_spools(self.settings.tmp_dir)
         workers = max(1, min(self.settings.api_concurrency, len(days)))
         futures: dict[date, Future[tuple[str, dict[str, Any]]]] = {}
         consumed: set[date] = set()
@@ -728,7 +730,7 @@ class Pipeline:
         """
         prefix = f"raw/product_usage/date={day.isoformat()}/run={run_id}"
         started = datetime.now(UTC)
-        landing = ingest.RawLanding(self.lake, prefix, day)
+        landing = ingest.RawLanding(self.lake, prefix, day, tmp_dir=self.settings.tmp_dir)
         try:
             for page in self.client.fetch_day(day):
                 self.stop.check()
@@ -772,7 +774,7 @@ class Pipeline:
         """
         staged = ingest.staged_of(manifest)
         if staged is None:
-            staged = ingest.stage_from_lake(self.lake, prefix, manifest, day)
+            staged = ingest.stage_from_lake(self.lake, prefix, manifest, day, tmp_dir=self.settings.tmp_dir)
         try:
             if staged.error is not None:
                 raise UsageDataError(

@@ -28,6 +28,8 @@ import ipaddress
 import logging
 import os
 import ssl
+import urllib.parse
+import urllib.request
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -36,6 +38,7 @@ import certifi
 import httpx
 
 from .errors import ApiError, ConfigError
+from .sources.usage.transport import guarded_transport
 
 if TYPE_CHECKING:
     from .config import Settings
@@ -203,10 +206,29 @@ class VerifyingClient(httpx.Client):
 
 
 def api_http_client(settings: Settings) -> httpx.Client:
-    """The HTTP client of the product-usage API: verifying TLS (plus the extra CA), proxies from the env."""
+    """The HTTP client of the product-usage API: verifying TLS (plus the extra CA), proxies from the env.
+
+    Its transport bounds each whole request and honours the run's stop (:mod:`.sources.usage.transport`);
+    the standard proxy variables (``HTTPS_PROXY``, ``HTTP_PROXY``, ``ALL_PROXY``, ``NO_PROXY``) are read
+    here, for the API's host, as httpx would read them.
+    """
+    context = ssl_context(settings.api_ca_file)
     return VerifyingClient(
         timeout=settings.api_timeout,
-        verify=ssl_context(settings.api_ca_file),
-        trust_env=True,
+        transport=guarded_transport(verify=context, proxy=_env_proxy(settings.api_url or "")),
         follow_redirects=False,
     )
+
+
+def _env_proxy(url: str) -> str | None:
+    """The proxy the environment names for ``url`` (None: connect directly)."""
+    parts = urllib.parse.urlsplit(url)
+    if not parts.hostname:
+        return None
+    proxies = urllib.request.getproxies_environment()
+    if urllib.request.proxy_bypass_environment(parts.hostname, proxies):  # type: ignore[attr-defined]
+        return None
+    proxy = proxies.get(parts.scheme) or proxies.get("all")
+    if proxy and "://" not in proxy:
+        proxy = "http://" + proxy
+    return proxy or None

@@ -79,6 +79,12 @@ def _days(values: tuple[datetime, ...]) -> frozenset[date]:
     default=None,
     help="Requests/s per client.",
 )
+@click.option(
+    "--rate-limit-strict/--rate-limit-burst",
+    default=False,
+    show_default=True,
+    help="Strict: a request sooner than 1/RATE after the last accepted one gets a 429 (no burst).",
+)
 @click.option("--error-rate", default=0.0, show_default=True, type=_RATE, help="Probability of a 5xx.")
 @click.option("--rate-limited-rate", default=0.0, show_default=True, type=_RATE, help="Probability of a 429.")
 @click.option(
@@ -101,6 +107,19 @@ def _days(values: tuple[datetime, ...]) -> frozenset[date]:
 @click.option("--reset-rate", default=0.0, show_default=True, type=_RATE, help="Probability of a reset.")
 @click.option(
     "--latency", default=0.0, show_default=True, type=click.FloatRange(0.0), help="Seconds per request."
+)
+@click.option(
+    "--drip-interval",
+    default=0.0,
+    show_default=True,
+    type=click.FloatRange(0.0),
+    help="Send each usage body one byte per this many seconds (0: off).",
+)
+@click.option(
+    "--endless-cursor/--no-endless-cursor",
+    default=False,
+    show_default=True,
+    help="After the last record, empty pages whose next_cursor never ends.",
 )
 @click.option(
     "--drift-fields/--no-drift-fields", default=False, show_default=True, help="Add unlisted record fields."
@@ -135,6 +154,7 @@ def simulate_api(
     api_key: str,
     token_ttl: float,
     rate_limit: float | None,
+    rate_limit_strict: bool,
     error_rate: float,
     rate_limited_rate: float,
     retry_after: str,
@@ -142,6 +162,8 @@ def simulate_api(
     truncate_rate: float,
     reset_rate: float,
     latency: float,
+    drip_interval: float,
+    endless_cursor: bool,
     drift_fields: bool,
     duplicate_rate: float,
     revoke_rate: float,
@@ -166,6 +188,7 @@ def simulate_api(
         token_ttl=token_ttl,
         revoke_rate=revoke_rate,
         rate_limit=rate_limit,
+        rate_limit_strict=rate_limit_strict,
         error_rate=error_rate,
         rate_limited_rate=rate_limited_rate,
         retry_after=retry_after,
@@ -173,6 +196,8 @@ def simulate_api(
         truncate_rate=truncate_rate,
         reset_rate=reset_rate,
         latency=latency,
+        drip_interval=drip_interval,
+        endless_cursor=endless_cursor,
         drift_fields=drift_fields,
         duplicate_rate=duplicate_rate,
         conflict_days=_days(conflict_days),

@@ -73,6 +73,9 @@ class SimulatorOptions:
     token_ttl: float = 3600.0  # seconds; expired tokens answer 401 invalid_token
     revoke_rate: float = 0.0  # probability that a request with a valid token finds it revoked (401)
     rate_limit: float | None = None  # requests/second per client; over it: 429 rate_limited
+    #: strict (no burst): a request sooner than 1/rate_limit s after the last accepted one gets a 429 with
+    #: Retry-After: 1 (else a token bucket allowing bursts of max(1, rate_limit))
+    rate_limit_strict: bool = False
     error_rate: float = 0.0  # probability of a 500/502/503/504
     rate_limited_rate: float = 0.0  # probability of a spurious 429
     retry_after: str = "seconds"  # Retry-After style of 429s: "seconds" | "http-date" | "zero"
@@ -80,6 +83,8 @@ class SimulatorOptions:
     truncate_rate: float = 0.0  # probability that a 200 body is cut short
     reset_rate: float = 0.0  # probability that the connection is closed without a response
     latency: float = 0.0  # seconds added to every usage request
+    drip_interval: float = 0.0  # > 0: a usage 200 body is sent one byte per drip_interval seconds
+    endless_cursor: bool = False  # after the last record, pages of no records whose next_cursor never ends
     drift_fields: bool = False  # add unlisted fields ("plan", "region") to every record
     duplicate_rate: float = 0.0  # probability that a record is repeated identically
     conflict_days: frozenset[date] = frozenset()  # days on which one company gets two different records
@@ -98,8 +103,8 @@ class SimulatorOptions:
             raise ValueError("rate_limit must be > 0")
         if self.retry_after not in RETRY_AFTER_STYLES:
             raise ValueError(f"retry_after must be one of {', '.join(RETRY_AFTER_STYLES)}")
-        if self.retry_after_seconds < 0 or self.latency < 0:
-            raise ValueError("retry_after_seconds and latency must be >= 0")
+        if self.retry_after_seconds < 0 or self.latency < 0 or self.drip_interval < 0:
+            raise ValueError("retry_after_seconds, latency and drip_interval must be >= 0")
         for name in (
             "revoke_rate",
             "error_rate",
@@ -130,6 +135,7 @@ class SimulatorStats:
         self._tokens_issued = 0
         self._resets = 0
         self._truncated = 0
+        self._aborted = 0
 
     def record(self, path: str, status: int) -> None:
         with self._lock:
@@ -141,6 +147,10 @@ class SimulatorStats:
         with self._lock:
             self._resets += 1
             self._by_path[path] += 1
+
+    def record_aborted(self) -> None:
+        with self._lock:
+            self._aborted += 1
 
     def record_truncated(self) -> None:
         with self._lock:
@@ -182,6 +192,12 @@ class SimulatorStats:
             return self._resets
 
     @property
+    def aborted(self) -> int:
+        """Responses the client closed the connection on before their body was all sent."""
+        with self._lock:
+            return self._aborted
+
+    @property
     def truncated(self) -> int:
         with self._lock:
             return self._truncated
@@ -200,6 +216,7 @@ class SimulatorStats:
                 "tokens_issued": self._tokens_issued,
                 "resets": self._resets,
                 "truncated": self._truncated,
+                "aborted": self._aborted,
             }
 
     def reset(self) -> None:
@@ -207,7 +224,7 @@ class SimulatorStats:
             self._by_status.clear()
             self._by_path.clear()
             self._by_path_status.clear()
-            self._tokens_issued = self._resets = self._truncated = 0
+            self._tokens_issued = self._resets = self._truncated = self._aborted = 0
 
 
 class _Reply(Exception):
@@ -233,15 +250,34 @@ class _Bucket:
         self.tokens = self.capacity
         self.stamp = time.monotonic()
 
-    def take(self) -> tuple[bool, float]:
+    def take(self, now: float | None = None) -> tuple[bool, float]:
         """(allowed, seconds until the next request would be allowed)."""
-        now = time.monotonic()
+        now = time.monotonic() if now is None else max(now, self.stamp)
         self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
         self.stamp = now
         if self.tokens >= 1.0:
             self.tokens -= 1.0
             return True, max(0.0, (1.0 - self.tokens) / self.rate)
         return False, (1.0 - self.tokens) / self.rate
+
+
+class _Strict:
+    """No burst: a request is accepted only ``1 / rate`` seconds or more after the last accepted one."""
+
+    def __init__(self, rate: float) -> None:
+        self.rate = rate
+        self.last: float | None = None
+        self.tokens = 1.0  # for the X-RateLimit-Remaining header
+
+    def take(self, now: float | None = None) -> tuple[bool, float]:
+        now = time.monotonic() if now is None else now
+        interval = 1.0 / self.rate
+        if self.last is not None and now - self.last < interval:
+            self.tokens = 0.0
+            return False, 1.0
+        self.last = now
+        self.tokens = 0.0
+        return True, interval
 
 
 class _HTTPServer(ThreadingHTTPServer):
@@ -288,6 +324,10 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         return
 
+    def parse_request(self) -> bool:
+        self.arrived = time.monotonic()  # when the request line was read: what a strict limit measures
+        return super().parse_request()
+
     def do_GET(self) -> None:
         self._dispatch("GET")
 
@@ -308,7 +348,7 @@ class _Handler(BaseHTTPRequestHandler):
             if path == USAGE_PATH:
                 if method != "GET":
                     raise _Reply(405, "method_not_allowed", {"Allow": "GET"})
-                status, payload, headers = self.sim._handle_usage(parts.query, self.headers)
+                status, payload, headers = self.sim._handle_usage(parts.query, self.headers, self.arrived)
             elif path == TOKEN_PATH:
                 if method != "POST":
                     raise _Reply(405, "method_not_allowed", {"Allow": "POST"})
@@ -327,7 +367,13 @@ class _Handler(BaseHTTPRequestHandler):
         if status == 200 and path == USAGE_PATH and self.sim._draw(self.sim.options.truncate_rate):
             payload = payload[: max(1, int(len(payload) * self.sim._draw_uniform()))]
             self.sim.stats.record_truncated()
-        self._send(status, payload, headers)
+        drip = self.sim.options.drip_interval if status == 200 and path == USAGE_PATH else 0.0
+        try:
+            self._send(status, payload, headers, drip=drip)
+        except OSError:  # the client closed the connection (a dripped body it gave up on)
+            self.close_connection = True
+            self.sim.stats.record_aborted()
+            return
         self.sim.stats.record(path, status)
 
     def _read_body(self) -> bytes:
@@ -346,7 +392,7 @@ class _Handler(BaseHTTPRequestHandler):
             return b""
         return self.rfile.read(n)
 
-    def _send(self, status: int, payload: bytes, headers: dict[str, str]) -> None:
+    def _send(self, status: int, payload: bytes, headers: dict[str, str], *, drip: float = 0.0) -> None:
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(payload)))
@@ -355,7 +401,15 @@ class _Handler(BaseHTTPRequestHandler):
         if self.close_connection:
             self.send_header("Connection", "close")
         self.end_headers()
-        self.wfile.write(payload)
+        if drip <= 0:
+            self.wfile.write(payload)
+            return
+        self.wfile.flush()
+        for k in range(len(payload)):  # one byte at a time: every read of the client gets a byte
+            if self.sim._stopped.wait(drip):
+                raise OSError("simulator stopped")
+            self.wfile.write(payload[k : k + 1])
+            self.wfile.flush()
 
     def _reset_connection(self) -> None:
         self.close_connection = True
@@ -383,7 +437,7 @@ class SimulatorServer:
         self._rng = random.Random(self.options.seed)
         self._rng_lock = threading.Lock()
         self._tokens: dict[str, tuple[str, float]] = {}  # token -> (client, monotonic expiry)
-        self._buckets: dict[str, _Bucket] = {}
+        self._buckets: dict[str, _Bucket | _Strict] = {}
         self._lock = threading.Lock()
         self._special_cache: dict[tuple[date, int], int | None] = {}
         self._lifecycle = threading.RLock()
@@ -543,16 +597,17 @@ class SimulatorServer:
             raise _Reply(401, "invalid_token", {"WWW-Authenticate": 'Bearer error="invalid_token"'})
         raise _Reply(401, "invalid_api_key")
 
-    def _rate_limit(self, client: str) -> dict[str, str]:
+    def _rate_limit(self, client: str, arrived: float | None = None) -> dict[str, str]:
         """Rate-limit headers for the response, or a 429."""
         opts = self.options
         headers: dict[str, str] = {}
         if opts.rate_limit is not None:
             with self._lock:
                 bucket = self._buckets.get(client)
-                if bucket is None or bucket.rate != opts.rate_limit:
-                    bucket = self._buckets[client] = _Bucket(opts.rate_limit)
-                allowed, wait = bucket.take()
+                kind = _Strict if opts.rate_limit_strict else _Bucket
+                if type(bucket) is not kind or bucket.rate != opts.rate_limit:
+                    bucket = self._buckets[client] = kind(opts.rate_limit)
+                allowed, wait = bucket.take(arrived)
                 remaining = int(bucket.tokens)
             headers = {
                 "X-RateLimit-Limit": str(max(1, round(opts.rate_limit))),
@@ -576,13 +631,15 @@ class SimulatorServer:
             return formatdate(math.ceil(time.time()) + whole, usegmt=True)
         return str(whole)
 
-    def _handle_usage(self, query: str, headers: Any) -> tuple[int, bytes, dict[str, str]]:
+    def _handle_usage(
+        self, query: str, headers: Any, arrived: float | None = None
+    ) -> tuple[int, bytes, dict[str, str]]:
         opts = self.options
         if opts.latency > 0:
             time.sleep(opts.latency)
         self._maybe_fail()
         client = self._authenticate(headers)
-        response_headers = self._rate_limit(client)
+        response_headers = self._rate_limit(client, arrived)
         params = parse_qs(query, keep_blank_values=True)
         day = _parse_date(_first(params, "date"))
         limit_text = _first(params, "limit")
@@ -599,6 +656,8 @@ class SimulatorServer:
         cursor_text = _first(params, "cursor")
         start, emitted = (0, 0) if cursor_text is None else _decode_cursor(cursor_text, day)
         records, next_position = self._page(day, start, emitted, limit)
+        if next_position is None and opts.endless_cursor:
+            next_position = (max(start + 1, self._source(day)[1]), 0)  # always further: never repeats
         cursor = None if next_position is None else _encode_cursor(day, *next_position)
         payload = orjson.dumps({"date": day.isoformat(), "data": records, "next_cursor": cursor})
         return 200, payload, response_headers

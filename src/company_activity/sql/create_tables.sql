@@ -27,6 +27,7 @@ create table if not exists stg.crm_daily (
 );
 
 -- the product-usage API's daily aggregates, loaded from a complete raw run
+-- (active_users and events become BIGINT in schema version 2: migrate_wide_counts.sql)
 create table if not exists stg.product_usage_daily (
     activity_date    date        not null,
     company_id       varchar     not null,
@@ -37,6 +38,7 @@ create table if not exists stg.product_usage_daily (
 );
 
 -- one row per company per UTC day: see shared/specs/company-daily-activity.md
+-- (the three counts become BIGINT in schema version 2: migrate_wide_counts.sql)
 create table if not exists analytics.company_daily_activity (
     activity_date      date        not null,
     company_id         varchar     not null,

@@ -106,7 +106,7 @@ select
     last_contact_at,
     active_users,
     events,
-    cast(active_users_7d as integer) as "7d_active_users",
+    cast(active_users_7d as bigint) as "7d_active_users",
     (
         active_users_7d = 0
         and events_7d = 0
@@ -219,7 +219,7 @@ select
     cd.last_contact_at,
     cd.active_users,
     cd.events,
-    cast(coalesce(ws.active_users_7d, 0) as integer) as "7d_active_users",
+    cast(coalesce(ws.active_users_7d, 0) as bigint) as "7d_active_users",
     (
         coalesce(ws.active_users_7d, 0) = 0
         and coalesce(ws.events_7d, 0) = 0

@@ -5,8 +5,8 @@ drop table if exists usage_load;
 
 create temporary table usage_load (
     company_id    varchar,
-    active_users  integer,
-    events        integer
+    active_users  bigint,
+    events        bigint
 );
 
 -- name: usage_load_conflicts

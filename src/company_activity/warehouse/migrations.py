@@ -47,6 +47,7 @@ MIGRATIONS: list[Migration] = [
     Migration(
         1, "initial schema: stg, analytics and ops", sql_file="create_tables.sql", index_file="keys.sql"
     ),
+    Migration(2, "usage counts are 64-bit (BIGINT)", sql_file="migrate_wide_counts.sql"),
 ]
 
 
