@@ -22,8 +22,12 @@ new_warehouse_url = pg.new_warehouse_url
 engine = pg.engine
 wh_url = pg.wh_url
 
+# the versions this release applies to a new warehouse, and the number a test migration takes
+ALL = list(range(1, SCHEMA_VERSION + 1))
+NEXT = SCHEMA_VERSION + 1
+
 V2 = Migration(
-    2,
+    NEXT,
     "test: runs remember the host",
     statements=(
         "alter table ops.runs add column host varchar",
@@ -46,10 +50,10 @@ def test_migrations_are_numbered_in_order() -> None:
 def test_init_creates_then_leaves_a_current_warehouse_alone(wh_url: str) -> None:
     with connect(wh_url) as wh:
         assert wh.schema_version() is None
-        assert wh.init_schema() == [1]
+        assert wh.init_schema() == ALL
         assert wh.init_schema() == []
-        assert wh.schema_version() == 1
-    assert versions(wh_url) == [1]
+        assert wh.schema_version() == SCHEMA_VERSION
+    assert versions(wh_url) == ALL
 
 
 def test_an_older_warehouse_is_migrated_forward(
@@ -64,13 +68,13 @@ def test_an_older_warehouse_is_migrated_forward(
         )
     monkeypatch.setattr(migrations, "MIGRATIONS", [*migrations.MIGRATIONS, V2])
     with connect(wh_url) as wh:
-        assert wh.init_schema() == [2]
+        assert wh.init_schema() == [NEXT]
         assert wh.execute("select run_id, host from ops.runs") == [("r1", "unknown")]  # data kept
         assert wh.init_schema() == []
-    assert versions(wh_url) == [1, 2]
+    assert versions(wh_url) == [*ALL, NEXT]
     # a new warehouse gets every step in order
     with connect(new_warehouse_url(engine)) as wh:
-        assert wh.init_schema() == [1, 2]
+        assert wh.init_schema() == [*ALL, NEXT]
         assert wh.execute("select count(*) from ops.runs where host is null") == [(0,)]
 
 
@@ -80,7 +84,7 @@ def test_a_failing_migration_leaves_the_previous_version(
     with connect(wh_url) as wh:
         wh.init_schema()
     broken = Migration(
-        2,
+        NEXT,
         "broken",
         statements=("alter table ops.runs add column host varchar", "select * from ops.no_such_table"),
     )
@@ -88,7 +92,7 @@ def test_a_failing_migration_leaves_the_previous_version(
     with connect(wh_url) as wh, pytest.raises(Exception, match="no_such_table"):
         wh.init_schema()
     with connect(wh_url) as wh:
-        assert wh.schema_version() == 1
+        assert wh.schema_version() == SCHEMA_VERSION
         columns = wh.execute(
             "select column_name from information_schema.columns "
             "where table_schema = 'ops' and table_name = 'runs' and column_name = 'host'"
@@ -120,7 +124,7 @@ def test_a_newer_warehouse_is_refused_untouched(wh_url: str, tmp_path: Path) -> 
         assert "newer than this release" in result.output
     with connect(wh_url) as wh:
         assert wh.execute("select max(version), count(*) from ops.schema_version") == [
-            (SCHEMA_VERSION + 1, 2)
+            (SCHEMA_VERSION + 1, SCHEMA_VERSION + 1)
         ]
         assert wh.execute("select count(*) from ops.runs") == [(0,)]
         after = wh.execute(
@@ -135,4 +139,4 @@ def test_init_command_creates_the_warehouse(wh_url: str, tmp_path: Path) -> None
     result = CliRunner().invoke(main, ["init"], env=env)
     assert result.exit_code == 0, result.output
     assert "is ready" in result.output
-    assert versions(wh_url) == [1]
+    assert versions(wh_url) == ALL

@@ -1,0 +1,134 @@
+-- The weekly and monthly marts for BI tools, rebuilt from analytics.company_daily_activity for the periods
+-- a build touched. One dialect: DuckDB and PostgreSQL both run these as they are.
+--
+-- A row per company and period (ISO week starting Monday / calendar month) in which the company has at
+-- least one row in the daily table:
+--   days_in_period     7, or the month's length
+--   days_covered       days of the period with a row for the company
+--   active_days        days with active_users > 0
+--   avg_active_users   average daily active users over the days covered
+--   peak_active_users  the largest daily active users
+--   events             events summed over the days covered
+--   is_churn_risk      the churn-risk flag on the company's last covered day of the period
+--   is_partial         the warehouse has fewer built days in the period than days_in_period (the period is
+--                      still going on, or some of its days are pending or failed)
+--
+-- Parameters: :start_day, :end_day (the days a build published; every period overlapping them is rebuilt)
+-- and :built_at.
+
+-- name: refresh_weekly
+delete from analytics.company_weekly_activity
+where week_start between cast(date_trunc('week', cast(:start_day as timestamp)) as date)
+    and cast(date_trunc('week', cast(:end_day as timestamp)) as date);
+
+insert into analytics.company_weekly_activity (
+    week_start, week_end, iso_year, iso_week, company_id, company_name, country, industry_tag,
+    days_in_period, days_covered, active_days, avg_active_users, peak_active_users, events,
+    is_churn_risk, is_partial, built_at
+)
+with daily as (
+    select
+        cast(date_trunc('week', cast(d.activity_date as timestamp)) as date) as period_start,
+        d.*
+    from analytics.company_daily_activity as d
+    where d.activity_date between cast(date_trunc('week', cast(:start_day as timestamp)) as date)
+        and cast(date_trunc('week', cast(:end_day as timestamp)) as date) + 6
+),
+
+built as (
+    select period_start, count(distinct activity_date) as built_days
+    from daily
+    group by period_start
+),
+
+marked as (
+    select
+        daily.*,
+        max(activity_date) over (partition by company_id, period_start) as last_day
+    from daily
+)
+
+select
+    m.period_start,
+    m.period_start + 6,
+    cast(extract(isoyear from m.period_start) as integer),
+    cast(extract(week from m.period_start) as integer),
+    m.company_id,
+    max(case when m.activity_date = m.last_day then m.company_name end),
+    max(case when m.activity_date = m.last_day then m.country end),
+    max(case when m.activity_date = m.last_day then m.industry_tag end),
+    7,
+    count(*),
+    sum(case when m.active_users > 0 then 1 else 0 end),
+    avg(cast(m.active_users as double precision)),
+    max(m.active_users),
+    sum(cast(m.events as bigint)),
+    bool_or(m.activity_date = m.last_day and m.is_churn_risk),
+    max(b.built_days) < 7,
+    cast(:built_at as timestamp)
+from marked as m
+inner join built as b
+    on b.period_start = m.period_start
+group by m.period_start, m.company_id;
+
+-- name: refresh_monthly
+delete from analytics.company_monthly_activity
+where month_start between cast(date_trunc('month', cast(:start_day as timestamp)) as date)
+    and cast(date_trunc('month', cast(:end_day as timestamp)) as date);
+
+insert into analytics.company_monthly_activity (
+    month_start, month_end, company_id, company_name, country, industry_tag,
+    days_in_period, days_covered, active_days, avg_active_users, peak_active_users, events,
+    is_churn_risk, is_partial, built_at
+)
+with daily as (
+    select
+        cast(date_trunc('month', cast(d.activity_date as timestamp)) as date) as period_start,
+        d.*
+    from analytics.company_daily_activity as d
+    where d.activity_date >= cast(date_trunc('month', cast(:start_day as timestamp)) as date)
+        and d.activity_date < cast(date_trunc('month', cast(:end_day as timestamp)) + interval '1 month' as date)
+),
+
+built as (
+    select period_start, count(distinct activity_date) as built_days
+    from daily
+    group by period_start
+),
+
+marked as (
+    select
+        daily.*,
+        max(activity_date) over (partition by company_id, period_start) as last_day
+    from daily
+),
+
+periods as (
+    select
+        period_start,
+        cast(period_start + interval '1 month' as date) - 1 as period_end
+    from built
+)
+
+select
+    m.period_start,
+    max(p.period_end),
+    m.company_id,
+    max(case when m.activity_date = m.last_day then m.company_name end),
+    max(case when m.activity_date = m.last_day then m.country end),
+    max(case when m.activity_date = m.last_day then m.industry_tag end),
+    max(p.period_end - m.period_start + 1),
+    count(*),
+    sum(case when m.active_users > 0 then 1 else 0 end),
+    avg(cast(m.active_users as double precision)),
+    max(m.active_users),
+    sum(cast(m.events as bigint)),
+    bool_or(m.activity_date = m.last_day and m.is_churn_risk),
+    max(b.built_days) < max(p.period_end - m.period_start + 1),
+    cast(:built_at as timestamp)
+from marked as m
+inner join built as b
+    on b.period_start = m.period_start
+inner join periods as p
+    on p.period_start = m.period_start
+group by m.period_start, m.company_id;
