@@ -375,3 +375,9 @@ main.add_command(simulate_api)
 from .scheduler import schedule  # noqa: E402 - registered last; scheduler.py imports cli lazily
 
 main.add_command(schedule)
+
+# issue 12: the web UI and the HTML report (company_activity.web; need the 'ui' extra)
+from .web.cli import report, serve  # noqa: E402
+
+main.add_command(serve)
+main.add_command(report)

@@ -132,3 +132,26 @@ inner join built as b
 inner join periods as p
     on p.period_start = m.period_start
 group by m.period_start, m.company_id;
+
+-- name: refresh_summary
+-- analytics.activity_summary_daily for the days :start_day … :end_day
+delete from analytics.activity_summary_daily
+where activity_date between cast(:start_day as date) and cast(:end_day as date);
+
+insert into analytics.activity_summary_daily (
+    activity_date, country, industry_tag, companies, active_companies, active_users, events, churn_risk,
+    built_at
+)
+select
+    activity_date,
+    country,
+    industry_tag,
+    count(*),
+    sum(case when active_users > 0 then 1 else 0 end),
+    sum(cast(active_users as bigint)),
+    sum(cast(events as bigint)),
+    sum(case when is_churn_risk then 1 else 0 end),
+    cast(:built_at as timestamp)
+from analytics.company_daily_activity
+where activity_date between cast(:start_day as date) and cast(:end_day as date)
+group by activity_date, country, industry_tag;

@@ -37,3 +37,16 @@ create table if not exists analytics.company_monthly_activity (
     is_partial         boolean           not null,
     built_at           timestamp         not null
 );
+
+-- per day, country and industry: the figures the web UI's overview charts (rebuilt with the marts)
+create table if not exists analytics.activity_summary_daily (
+    activity_date      date              not null,
+    country            varchar,
+    industry_tag       varchar,
+    companies          bigint            not null,
+    active_companies   bigint            not null,
+    active_users       bigint            not null,
+    events             bigint            not null,
+    churn_risk         bigint            not null,
+    built_at           timestamp         not null
+);
