@@ -6,10 +6,10 @@ import csv
 import io
 import logging
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 import orjson
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import SecretStr
 
@@ -28,6 +28,9 @@ page_router = APIRouter(include_in_schema=False)
 CHURN_PAGE_ROWS = 500
 
 Json = dict[str, Any]
+ChurnSort = Literal["company_id", "company_name", "country", "industry_tag", "last_contact_at", "days_since_usage"]
+Order = Literal["asc", "desc"]
+_DATE = {"format": "date"}
 
 
 def _reader(request: Request) -> Reader:
@@ -115,21 +118,38 @@ def settings_rows(settings: Settings) -> list[tuple[str, str]]:
     return rows
 
 
+def _given(**params: str | None) -> None:
+    """The API takes a date or nothing: an empty value is a 400 (the HTML forms may send empty fields)."""
+    for name, value in params.items():
+        if value == "":
+            raise q.BadRequest(f"{name}= is empty: give a date (YYYY-MM-DD) or leave the parameter out")
+
+
 # -- the JSON API ---------------------------------------------------------------------------------------------
 @api_router.get("/overview", summary="Daily, weekly and monthly activity over a date range")
 def api_overview(
     request: Request,
-    start: str | None = Query(None, description="first day, YYYY-MM-DD (default: 90 days before end)"),
-    end: str | None = Query(None, description="last day, YYYY-MM-DD (default: the latest built day)"),
+    start: str | None = Query(
+        None, description="first day, YYYY-MM-DD (default: 90 days before end)", json_schema_extra=_DATE
+    ),
+    end: str | None = Query(
+        None, description="last day, YYYY-MM-DD (default: the latest built day)", json_schema_extra=_DATE
+    ),
     country: str | None = None,
     industry: str | None = None,
 ) -> Json:
+    _given(start=start, end=end)
     data, _ = overview_data(_reader(request), start, end, country, industry)
     return data
 
 
 @api_router.get("/calendar", summary="The pipeline's health per day")
-def api_calendar(request: Request, start: str | None = None, end: str | None = None) -> list[Json]:
+def api_calendar(
+    request: Request,
+    start: str | None = Query(None, json_schema_extra=_DATE),
+    end: str | None = Query(None, json_schema_extra=_DATE),
+) -> list[Json]:
+    _given(start=start, end=end)
     _, calendar = overview_data(_reader(request), start, end, None, None)
     return calendar
 
@@ -137,10 +157,13 @@ def api_calendar(request: Request, start: str | None = None, end: str | None = N
 @api_router.get("/churn", summary="The churn-risk companies as of a day")
 def api_churn(
     request: Request,
-    date: str | None = Query(None, description="YYYY-MM-DD (default: the latest built day)"),
-    sort: str = Query("company_id", description=", ".join(q.CHURN_SORTS)),
-    order: str = Query("asc", description="asc or desc"),
+    date: str | None = Query(
+        None, description="YYYY-MM-DD (default: the latest built day)", json_schema_extra=_DATE
+    ),
+    sort: ChurnSort = "company_id",
+    order: Order = "asc",
 ) -> Json:
+    _given(date=date)
     return churn_data(_reader(request), date, sort, order)
 
 
@@ -161,7 +184,7 @@ def api_run(request: Request, run_id: str) -> Json:
 
 
 @api_router.get("/days/{day}", summary="One day across runs: CRM, usage, build, checks, manifest")
-def api_day(request: Request, day: str) -> Json:
+def api_day(request: Request, day: str = Path(json_schema_extra=_DATE)) -> Json:
     data = day_data(_reader(request), _settings(request), day)
     data.pop("manifest_text", None)
     return data
