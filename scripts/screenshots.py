@@ -23,7 +23,9 @@ CHROMIUM = "/usr/bin/chromium"
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--dir", default="data/demo", help="the demo's folder (default data/demo)")
     parser.add_argument("--out", default="docs/img", help="where the PNG files go (default docs/img)")
     args = parser.parse_args()

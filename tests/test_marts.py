@@ -118,7 +118,9 @@ def histories(draw: st.DrawFn) -> tuple[date, int, dict[date, dict[str, tuple[in
     for day in days(first, first + timedelta(days=n_days - 1)):
         active = draw(st.lists(st.sampled_from(COMPANIES), unique=True, max_size=3))
         usage[day] = {c: draw(st.sampled_from([(0, 0), (0, 3), (2, 0), (5, 9), (1, 1)])) for c in active}
-    crm = {c: (f"{c}-name", "DE", None, None) for c in draw(st.lists(st.sampled_from(COMPANIES), unique=True))}
+    crm = {
+        c: (f"{c}-name", "DE", None, None) for c in draw(st.lists(st.sampled_from(COMPANIES), unique=True))
+    }
     return first, n_days, usage, crm
 
 
@@ -156,9 +158,7 @@ def test_a_week_and_a_month_by_hand(any_wh: Warehouse) -> None:
     }
     seed_and_build(wh, {first: {"A": ("Acme", "DE", None, None)}}, usage, list(usage), list(usage))
     weekly, monthly = marts(wh)
-    assert weekly == {
-        (first, "A"): (date(2026, 12, 6), 2026, 49, "Acme", 7, 4, 2, 2.5, 6, 11, False, True)
-    }
+    assert weekly == {(first, "A"): (date(2026, 12, 6), 2026, 49, "Acme", 7, 4, 2, 2.5, 6, 11, False, True)}
     assert monthly == {
         (date(2026, 11, 1), "A"): (date(2026, 11, 30), "Acme", 30, 1, 1, 4.0, 4, 10, False, True),
         (date(2026, 12, 1), "A"): (date(2026, 12, 31), "Acme", 31, 3, 1, 2.0, 6, 1, False, True),

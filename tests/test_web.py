@@ -105,8 +105,15 @@ def test_churn_list_and_csv(http: httpx.Client, site: Site) -> None:
 
 @pytest.mark.parametrize(
     ("value", "shown"),
-    [("=1+1", "'=1+1"), ("+49 30", "'+49 30"), ("-2", "'-2"), ("@SUM(A1)", "'@SUM(A1)"), ("Acme", "Acme"),
-     (None, ""), (7, "7")],
+    [
+        ("=1+1", "'=1+1"),
+        ("+49 30", "'+49 30"),
+        ("-2", "'-2"),
+        ("@SUM(A1)", "'@SUM(A1)"),
+        ("Acme", "Acme"),
+        (None, ""),
+        (7, "7"),
+    ],
 )
 def test_csv_cells_are_neutralised(value: object, shown: str) -> None:
     assert csv_cell(value) == shown
@@ -156,7 +163,7 @@ def test_bad_requests_say_why(http: httpx.Client, path: str, status: int, words:
     r = http.get(path)
     assert r.status_code == status, r.text[:300]
     assert words.replace("'", "&#39;") in r.text or words in r.text
-    assert "Traceback" not in r.text and "File \"" not in r.text
+    assert "Traceback" not in r.text and 'File "' not in r.text
 
 
 def test_settings_mask_secrets(http: httpx.Client) -> None:
@@ -166,7 +173,9 @@ def test_settings_mask_secrets(http: httpx.Client) -> None:
     assert "•••••••• (set)" in page
 
 
-def test_warehouse_is_opened_read_only(http: httpx.Client, site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_warehouse_is_opened_read_only(
+    http: httpx.Client, site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
     seen: list[object] = []
     real = duckdb.connect
 
@@ -209,7 +218,9 @@ def test_report_is_one_self_contained_file(site: Site, tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     page = out.read_text(encoding="utf-8")
     assert "plotly.js v" in page  # inlined
-    markup = re.sub(r"<script>.*?</script>", "<script></script>", page, flags=re.S)  # outside the inlined code
+    markup = re.sub(
+        r"<script>.*?</script>", "<script></script>", page, flags=re.S
+    )  # outside the inlined code
     assert " src=" not in markup and 'href="http' not in markup and "<link" not in markup
     assert HOSTILE not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert page.count('id="calendar"') == 1 and page.count('class="day built" title') == len(site.built_days)

@@ -63,9 +63,7 @@ class Watched:
 
         def route(r: Any) -> None:
             url = r.request.url
-            if origin and url.startswith(origin + "/"):
-                r.continue_()
-            elif url.startswith("file://") and not origin:
+            if (origin and url.startswith(origin + "/")) or (url.startswith("file://") and not origin):
                 r.continue_()
             else:
                 self.outside.append(url)
@@ -95,7 +93,9 @@ def watched(browser: Any, server: BackgroundServer) -> Iterator[Watched]:
     assert w.dialogs == [], "a script ran"
 
 
-def test_every_page_loads_without_console_errors(watched: Watched, server: BackgroundServer, site: Site) -> None:
+def test_every_page_loads_without_console_errors(
+    watched: Watched, server: BackgroundServer, site: Site
+) -> None:
     for path in (
         "/",
         f"/?start={FIRST.isoformat()}&end={LAST.isoformat()}&country=DE",
@@ -140,7 +140,9 @@ def test_run_timeline_draws_every_step(watched: Watched, server: BackgroundServe
     assert watched.page.inner_text("#rerun-command").startswith("company-activity run")
 
 
-def test_a_click_in_the_churn_list_opens_the_company(watched: Watched, server: BackgroundServer, site: Site) -> None:
+def test_a_click_in_the_churn_list_opens_the_company(
+    watched: Watched, server: BackgroundServer, site: Site
+) -> None:
     watched.open(f"{server.url}/churn?date={LAST.isoformat()}")
     rows = watched.page.locator("#churn-table tbody tr")
     assert rows.count() == len(site.churn_ids)

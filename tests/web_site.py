@@ -53,11 +53,14 @@ def built_site(folder: Path) -> Site:
             report = pipeline.run()
     assert not report.failed
     with DuckDBWarehouse(settings.warehouse) as wh:
-        churn = [r[0] for r in wh.execute(
-            "select company_id from analytics.company_daily_activity "
-            "where activity_date = :d and is_churn_risk order by company_id",
-            {"d": LAST},
-        )]
+        churn = [
+            r[0]
+            for r in wh.execute(
+                "select company_id from analytics.company_daily_activity "
+                "where activity_date = :d and is_churn_risk order by company_id",
+                {"d": LAST},
+            )
+        ]
         assert len(churn) >= 3
         hostile = churn[1]
         with wh.transaction():

@@ -99,7 +99,9 @@ class Settings(BaseSettings):
     ui_token: SecretStr | None = Field(
         default=None, description="token every page and API call needs; without it, loopback clients only"
     )
-    ui_url: str | None = Field(default=None, description="the UI's external URL, e.g. https://activity.example.com")
+    ui_url: str | None = Field(
+        default=None, description="the UI's external URL, e.g. https://activity.example.com"
+    )
 
     # logging
     log_format: Literal["text", "json"] = "text"

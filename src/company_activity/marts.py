@@ -1,7 +1,8 @@
 """The weekly and monthly marts (``analytics.company_weekly_activity`` and ``…_monthly_activity``).
 
 They, and ``analytics.activity_summary_daily`` (per day, country and industry: what the web UI's
-overview charts), are derived from ``analytics.company_daily_activity``: :func:`refresh` rebuilds every ISO week and
+overview charts), are derived from ``analytics.company_daily_activity``: :func:`refresh` rebuilds every
+ISO week and
 calendar month that overlaps the days a build published, in the build's transaction (see
 ``sql/marts.sql`` for what each column means).
 """

@@ -48,9 +48,7 @@ MIGRATIONS: list[Migration] = [
         1, "initial schema: stg, analytics and ops", sql_file="create_tables.sql", index_file="keys.sql"
     ),
     # issue 12: the weekly and monthly marts and the daily summary (filled by sql/marts.sql at each build)
-    Migration(
-        2, "weekly and monthly marts", sql_file="marts_tables.sql", index_file="marts_indexes.sql"
-    ),
+    Migration(2, "weekly and monthly marts", sql_file="marts_tables.sql", index_file="marts_indexes.sql"),
 ]
 
 

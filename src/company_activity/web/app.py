@@ -92,7 +92,9 @@ def _guard(app: FastAPI, token: str) -> None:
         if not token:
             host = request.client.host if request.client else None
             if not is_loopback(host):
-                return _error(request, 403, "this UI serves loopback clients only (set COMPANY_ACTIVITY_UI_TOKEN)")
+                return _error(
+                    request, 403, "this UI serves loopback clients only (set COMPANY_ACTIVITY_UI_TOKEN)"
+                )
         else:
             given = request.query_params.get("token")
             if given is not None and request.method == "GET" and _same(given, token):
@@ -107,8 +109,11 @@ def _guard(app: FastAPI, token: str) -> None:
             bearer = auth[7:].strip() if auth[:7].lower() == "bearer " else None
             cookie = request.cookies.get(COOKIE)
             if not any(v is not None and _same(v, token) for v in (bearer, cookie)):
-                response = _error(request, 401, "a token is required: open the UI with ?token=… once, or send "
-                                  "Authorization: Bearer …")
+                response = _error(
+                    request,
+                    401,
+                    "a token is required: open the UI with ?token=… once, or send Authorization: Bearer …",
+                )
                 response.headers["WWW-Authenticate"] = "Bearer"
                 return response
         return _secure(await call_next(request))
@@ -186,7 +191,7 @@ def _static(app: FastAPI) -> None:
 
 
 def _document_errors(app: FastAPI) -> None:
-    """The OpenAPI document lists the errors the API really gives: 400 (not FastAPI's 422), 401, 403, 404, 503."""
+    """The OpenAPI document lists the errors the API gives: 400 (not FastAPI's 422), 401, 403, 404, 503."""
     original = app.openapi
 
     def openapi() -> dict[str, Any]:

@@ -11,7 +11,11 @@ from typing import Any
 
 Figure = dict[str, Any]
 
-_SHADE = {"pending": "rgba(120,120,120,0.18)", "failed": "rgba(200,40,40,0.18)", "partial": "rgba(230,160,0,0.18)"}
+_SHADE = {
+    "pending": "rgba(120,120,120,0.18)",
+    "failed": "rgba(200,40,40,0.18)",
+    "partial": "rgba(230,160,0,0.18)",
+}
 _WEEKDAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
 _STATUS_COLOURS = {
     "succeeded": "#2e7d32",
@@ -92,7 +96,9 @@ def overview_figures(data: dict[str, Any]) -> dict[str, Figure]:
                 "hovertemplate": "7-day average %{y:,.1f} users<extra></extra>",
             },
         ],
-        "layout": _layout("Daily active users (sum over companies)", "active users (users/day)", shapes=shapes),
+        "layout": _layout(
+            "Daily active users (sum over companies)", "active users (users/day)", shapes=shapes
+        ),
     }
     companies = {
         "data": [
@@ -170,7 +176,9 @@ def overview_figures(data: dict[str, Any]) -> dict[str, Figure]:
         "companies": companies,
         "events": events,
         "weekday": weekday,
-        "weekly": _period_figure(data["weeks"], "Weekly: average daily active users (ISO weeks)", "week starting"),
+        "weekly": _period_figure(
+            data["weeks"], "Weekly: average daily active users (ISO weeks)", "week starting"
+        ),
         "monthly": _period_figure(data["months"], "Monthly: average daily active users", "month"),
     }
 
@@ -247,7 +255,12 @@ def company_figure(data: dict[str, Any]) -> Figure:
             "Daily activity (red: churn-risk spells; gaps: no row that day)",
             "active users (users/day)",
             shapes=shapes,
-            yaxis2={"title": {"text": "events (events/day)"}, "overlaying": "y", "side": "right", "rangemode": "tozero"},
+            yaxis2={
+                "title": {"text": "events (events/day)"},
+                "overlaying": "y",
+                "side": "right",
+                "rangemode": "tozero",
+            },
         ),
     }
 
@@ -278,7 +291,7 @@ def run_figure(data: dict[str, Any]) -> Figure:
         trace["base"].append(start.isoformat(sep=" "))
         trace["x"].append(max(1.0, (end - start).total_seconds() * 1000))
         trace["y"].append(f"{st['step_day']} {st['step']}")
-        trace["text"].append(f"{(end - start).total_seconds():.3f} s, rows {st['rows_loaded'] if st['rows_loaded'] is not None else '-'}")
+        trace["text"].append(f"{(end - start).total_seconds():.3f} s, rows {_or_dash(st['rows_loaded'])}")
     n = len({y for t in traces.values() for y in t["y"]})
     return {
         "data": list(traces.values()),
@@ -286,9 +299,18 @@ def run_figure(data: dict[str, Any]) -> Figure:
             "Steps of the run (time, UTC)",
             "step and day",
             xaxis={"title": {"text": "time (UTC)"}, "type": "date"},
-            yaxis={"title": {"text": "day · step"}, "type": "category", "autorange": "reversed", "automargin": True},
+            yaxis={
+                "title": {"text": "day · step"},
+                "type": "category",
+                "autorange": "reversed",
+                "automargin": True,
+            },
             barmode="overlay",
             hovermode="closest",
             height=min(1000, max(260, 90 + 16 * n)),
         ),
     }
+
+
+def _or_dash(value: Any) -> str:
+    return "-" if value is None else str(value)

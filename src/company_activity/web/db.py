@@ -44,8 +44,10 @@ class Session:
     def _execute(self, statement: str, params: Mapping[str, Any]) -> list[dict[str, Any]]:
         bound = {n: params[n] for n in param_names(statement)}
         if self.dialect == "duckdb":
-            cur = self._con.execute(_PARAM.sub(r"$\1", statement), bound) if bound else self._con.execute(
-                statement
+            cur = (
+                self._con.execute(_PARAM.sub(r"$\1", statement), bound)
+                if bound
+                else self._con.execute(statement)
             )
             if cur.description is None:
                 return []

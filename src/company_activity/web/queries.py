@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from datetime import date, datetime, timedelta
+from itertools import pairwise
 from typing import Any
 
 from .db import Session
@@ -93,7 +94,9 @@ def resolve_range(s: Session, start: date | None, end: date | None) -> tuple[dat
     if start > end:
         raise BadRequest(f"start={start.isoformat()} is after end={end.isoformat()}")
     if (end - start).days + 1 > MAX_RANGE_DAYS:
-        raise BadRequest(f"the range {start.isoformat()} … {end.isoformat()} is longer than {MAX_RANGE_DAYS} days")
+        raise BadRequest(
+            f"the range {start.isoformat()} … {end.isoformat()} is longer than {MAX_RANGE_DAYS} days"
+        )
     return start, end
 
 
@@ -125,18 +128,17 @@ def _health(r: dict[str, Any]) -> str:
         return "missing"
     if r.get("build_status") == "built":
         return "built"
-    if "failed" in (r.get("build_status"), r.get("usage_status"), r.get("crm_status")) or r.get(
-        "usage_status"
-    ) == "lost":
+    if (
+        "failed" in (r.get("build_status"), r.get("usage_status"), r.get("crm_status"))
+        or r.get("usage_status") == "lost"
+    ):
         return "failed"
     if r.get("usage_status") == "pending":
         return "pending"
     return "partial"
 
 
-def overview(
-    s: Session, start: date, end: date, country: str | None, industry: str | None
-) -> dict[str, Any]:
+def overview(s: Session, start: date, end: date, country: str | None, industry: str | None) -> dict[str, Any]:
     params = {"start_day": start, "end_day": end, "country": country, "industry": industry}
     by_day = {r["activity_date"]: jsonable(r) for r in s.rows(UI, "overview_days", params)}
     health = {c["day"]: c["health"] for c in calendar(s, start, end)}
@@ -184,7 +186,7 @@ def _month_end(start: date) -> date:
 
 
 def _periods(days: list[dict[str, Any]], start_of: Any, end_of: Any) -> list[dict[str, Any]]:
-    """Weekly or monthly figures from the daily ones: averages over the built days; partial when not all are."""
+    """Weekly or monthly figures from the daily ones: averages over the built days; partial unless all are."""
     groups: dict[date, list[dict[str, Any]]] = {}
     for entry in days:
         groups.setdefault(start_of(date.fromisoformat(entry["day"])), []).append(entry)
@@ -222,7 +224,14 @@ def churn(s: Session, day: date | None, sort: str, order: str) -> dict[str, Any]
     if day is None:
         day = data_range(s)[1]
     if day is None:
-        return {"day": None, "total": 0, "companies": [], "trend_days": TREND_DAYS, "sort": sort, "order": order}
+        return {
+            "day": None,
+            "total": 0,
+            "companies": [],
+            "trend_days": TREND_DAYS,
+            "sort": sort,
+            "order": order,
+        }
     params = {"day": day, "lookback": LAST_USAGE_LOOKBACK, "trend_days": TREND_DAYS}
     companies = [jsonable(r) for r in s.rows(UI, "churn_companies", params)]
     last = {r["company_id"]: r["last_usage"] for r in s.rows(UI, "churn_last_usage", params)}
@@ -308,7 +317,7 @@ _ATTRIBUTES = ("company_name", "country", "industry_tag", "last_contact_at")
 def _changes(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Each CRM attribute change from one day to the next."""
     out = []
-    for before, after in zip(rows, rows[1:], strict=False):
+    for before, after in pairwise(rows):
         for field in _ATTRIBUTES:
             if before[field] != after[field]:
                 out.append(
@@ -355,11 +364,17 @@ def run(s: Session, run_id: str) -> dict[str, Any]:
     ]
     out = jsonable(head)
     out["duration_s"] = _seconds(head["started_at"], head["finished_at"])
-    out["steps"] = [jsonable(st) | {"duration_s": _seconds(st["started_at"], st["finished_at"])} for st in steps]
+    out["steps"] = [
+        jsonable(st) | {"duration_s": _seconds(st["started_at"], st["finished_at"])} for st in steps
+    ]
     out["checks"] = [jsonable(c) for c in s.rows(UI, "run_checks", {"run_id": run_id})]
     out["alerts"] = [
-        {"severity": "error" if st["status"] == "failed" else "warning", "step": st["step"],
-         "day": iso(st["step_day"]), "message": st["message"]}
+        {
+            "severity": "error" if st["status"] == "failed" else "warning",
+            "step": st["step"],
+            "day": iso(st["step_day"]),
+            "message": st["message"],
+        }
         for st in steps
         if st["status"] in ("failed", "warning")
     ]

@@ -54,7 +54,9 @@ def sparkline(values: list[int | None], width: int = 90, height: int = 18) -> st
         for p in points
         if p
     )
-    return f'<svg class="spark" width="{width}" height="{height}" viewBox="0 0 {width} {height}">{lines}</svg>'
+    return (
+        f'<svg class="spark" width="{width}" height="{height}" viewBox="0 0 {width} {height}">{lines}</svg>'
+    )
 
 
 @cache

@@ -17,7 +17,9 @@ from .routes import generated_at
 REPORT_CHURN_ROWS = 1000
 
 
-def write_report(settings: Settings, out: str | Path, *, start: date | None = None, end: date | None = None) -> Path:
+def write_report(
+    settings: Settings, out: str | Path, *, start: date | None = None, end: date | None = None
+) -> Path:
     """Write the report of ``start … end`` (default: the last 90 built days) to ``out``; returns its path."""
     reader = Reader(settings.warehouse)
     with reader.session() as s:
@@ -26,7 +28,11 @@ def write_report(settings: Settings, out: str | Path, *, start: date | None = No
         calendar = q.calendar(s, lo, hi)
         built = [d["day"] for d in data["days"] if d["active_users"] is not None]
         churn_day = date.fromisoformat(built[-1]) if built else None
-        churn = q.churn(s, churn_day, "days_since_usage", "desc") if churn_day else q.churn(s, None, "company_id", "asc")
+        churn = (
+            q.churn(s, churn_day, "days_since_usage", "desc")
+            if churn_day
+            else q.churn(s, None, "company_id", "asc")
+        )
     churn["companies"] = churn["companies"][:REPORT_CHURN_ROWS]
     page = render(
         "report.html",

@@ -28,7 +28,9 @@ page_router = APIRouter(include_in_schema=False)
 CHURN_PAGE_ROWS = 500
 
 Json = dict[str, Any]
-ChurnSort = Literal["company_id", "company_name", "country", "industry_tag", "last_contact_at", "days_since_usage"]
+ChurnSort = Literal[
+    "company_id", "company_name", "country", "industry_tag", "last_contact_at", "days_since_usage"
+]
 Order = Literal["asc", "desc"]
 _DATE = {"format": "date"}
 
@@ -43,8 +45,10 @@ def _settings(request: Request) -> Settings:
     return settings
 
 
-# -- data, shared by pages and API --------------------------------------------------------------------------
-def overview_data(reader: Reader, start: str | None, end: str | None, country: str | None, industry: str | None) -> tuple[Json, list[Json]]:
+# -- data, shared by pages and API ---------------------------------------------------------------------------
+def overview_data(
+    reader: Reader, start: str | None, end: str | None, country: str | None, industry: str | None
+) -> tuple[Json, list[Json]]:
     first, last = q.parse_day(start, "start"), q.parse_day(end, "end")
     country = q.check_text(country, "country") if country else None
     industry = q.check_text(industry, "industry") if industry else None
@@ -125,7 +129,7 @@ def _given(**params: str | None) -> None:
             raise q.BadRequest(f"{name}= is empty: give a date (YYYY-MM-DD) or leave the parameter out")
 
 
-# -- the JSON API ---------------------------------------------------------------------------------------------
+# -- the JSON API --------------------------------------------------------------------------------------------
 @api_router.get("/overview", summary="Daily, weekly and monthly activity over a date range")
 def api_overview(
     request: Request,
@@ -190,7 +194,7 @@ def api_day(request: Request, day: str = Path(json_schema_extra=_DATE)) -> Json:
     return data
 
 
-# -- pages ----------------------------------------------------------------------------------------------------
+# -- pages ---------------------------------------------------------------------------------------------------
 def _page(template: str, **context: Any) -> HTMLResponse:
     return HTMLResponse(render(template, **context))
 
