@@ -30,7 +30,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from .. import __version__
 from ..config import Settings
 from .db import Reader, WarehouseUnavailable
-from .queries import BadRequest, NotFound
+from .queries import BadRequest, NotFound, excerpt
 from .render import plotly_js_path, render, static_path
 
 log = logging.getLogger("company_activity.web")
@@ -158,7 +158,9 @@ def _error_handlers(app: FastAPI) -> None:
         problems = []
         for err in exc.errors():
             where = ".".join(str(p) for p in err.get("loc", ())[1:]) or "request"
-            problems.append(f"{where}: {err.get('msg', 'invalid value')}")
+            given = err.get("input")
+            shown = f"={excerpt(given)}" if isinstance(given, str) else ""
+            problems.append(f"{where}{shown}: {err.get('msg', 'invalid value')}")
         return _error(request, 400, "bad parameter: " + "; ".join(problems))
 
     async def http_error(request: Request, exc: Exception) -> Response:

@@ -37,7 +37,7 @@ def parse_day(value: str | None, name: str) -> date | None:
     try:
         day = date.fromisoformat(value)
     except ValueError:
-        raise BadRequest(f"{name}={_excerpt(value)} is not a date (YYYY-MM-DD)") from None
+        raise BadRequest(f"{name}={excerpt(value)} is not a date (YYYY-MM-DD)") from None
     if not MIN_DAY <= day <= MAX_DAY:
         raise BadRequest(f"{name}={day.isoformat()} is outside {MIN_DAY.isoformat()} … {MAX_DAY.isoformat()}")
     return day
@@ -45,11 +45,11 @@ def parse_day(value: str | None, name: str) -> date | None:
 
 def check_text(value: str, name: str, limit: int = 200) -> str:
     if not value or len(value) > limit or "\x00" in value or not value.isprintable():
-        raise BadRequest(f"{name} {_excerpt(value)} is not a valid value")
+        raise BadRequest(f"{name} {excerpt(value)} is not a valid value")
     return value
 
 
-def _excerpt(value: str) -> str:
+def excerpt(value: str) -> str:
     text = repr(value)
     return text if len(text) <= 40 else text[:39] + "…"
 
@@ -218,9 +218,9 @@ def _periods(days: list[dict[str, Any]], start_of: Any, end_of: Any) -> list[dic
 # -- churn --------------------------------------------------------------------------------------------------
 def churn(s: Session, day: date | None, sort: str, order: str) -> dict[str, Any]:
     if sort not in CHURN_SORTS:
-        raise BadRequest(f"sort={_excerpt(sort)}: use one of {', '.join(CHURN_SORTS)}")
+        raise BadRequest(f"sort={excerpt(sort)}: use one of {', '.join(CHURN_SORTS)}")
     if order not in ("asc", "desc"):
-        raise BadRequest(f"order={_excerpt(order)}: use asc or desc")
+        raise BadRequest(f"order={excerpt(order)}: use asc or desc")
     if day is None:
         day = data_range(s)[1]
     if day is None:
@@ -283,7 +283,7 @@ def csv_cell(value: Any) -> str:
 def company(s: Session, company_id: str) -> dict[str, Any]:
     rows = s.rows(UI, "company_days", {"company_id": company_id})
     if not rows:
-        raise NotFound(f"no company {_excerpt(company_id)} in analytics.company_daily_activity")
+        raise NotFound(f"no company {excerpt(company_id)} in analytics.company_daily_activity")
     last = rows[-1]
     return {
         "company_id": company_id,
@@ -352,7 +352,7 @@ def _seconds(start: datetime | None, end: datetime | None) -> float | None:
 def run(s: Session, run_id: str) -> dict[str, Any]:
     head = s.one(UI, "run", {"run_id": run_id})
     if head is None:
-        raise NotFound(f"no run {_excerpt(run_id)} in ops.runs")
+        raise NotFound(f"no run {excerpt(run_id)} in ops.runs")
     steps = s.rows(UI, "run_steps", {"run_id": run_id})
     failed_days: dict[date, str] = {}
     for st in steps:
