@@ -33,7 +33,7 @@ def sinks_from_settings(
         if url:
             if not url.startswith(("https://", "http://")):
                 raise ConfigError("COMPANY_ACTIVITY_TEAMS_WEBHOOK_URL: must start with https://")
-            sinks.append(TeamsSink(url, policy=policy, client=http_client))
+            sinks.append(TeamsSink(url, policy=policy, client=http_client, ui_url=settings.ui_url))
     smtp_url = settings.smtp_url.get_secret_value().strip() if settings.smtp_url is not None else ""
     recipients = settings.alert_recipients
     if smtp_url:
@@ -59,7 +59,14 @@ def sinks_from_settings(
             except (OSError, ssl.SSLError) as exc:
                 raise ConfigError(f"COMPANY_ACTIVITY_SMTP_CA_FILE: cannot be read: {exc}") from None
         sinks.append(
-            EmailSink(target, sender=sender, recipients=recipients, policy=policy, ssl_context=context)
+            EmailSink(
+                target,
+                sender=sender,
+                recipients=recipients,
+                policy=policy,
+                ssl_context=context,
+                ui_url=settings.ui_url,
+            )
         )
     elif recipients:
         raise ConfigError(
