@@ -107,15 +107,32 @@ where company_id = :company_id
 order by month_start;
 
 -- name: runs
+with latest as (
+    select run_id, command, started_at, finished_at, status, message
+    from ops.runs
+    order by started_at desc
+    limit :limit
+),
+
+steps as (
+    select
+        s.run_id,
+        count(*) as steps,
+        sum(case when s.status = 'failed' then 1 else 0 end) as failed,
+        min(s.step_day) as first_day,
+        max(s.step_day) as last_day
+    from ops.run_steps as s
+    where s.run_id in (select run_id from latest)
+    group by s.run_id
+)
+
 select
-    r.run_id, r.command, r.started_at, r.finished_at, r.status, r.message,
-    (select count(*) from ops.run_steps as s where s.run_id = r.run_id) as steps,
-    (select count(*) from ops.run_steps as s where s.run_id = r.run_id and s.status = 'failed') as failed,
-    (select min(s.step_day) from ops.run_steps as s where s.run_id = r.run_id) as first_day,
-    (select max(s.step_day) from ops.run_steps as s where s.run_id = r.run_id) as last_day
-from ops.runs as r
-order by r.started_at desc
-limit :limit;
+    l.run_id, l.command, l.started_at, l.finished_at, l.status, l.message,
+    coalesce(st.steps, 0) as steps, coalesce(st.failed, 0) as failed, st.first_day, st.last_day
+from latest as l
+left join steps as st
+    on st.run_id = l.run_id
+order by l.started_at desc;
 
 -- name: run
 select run_id, command, started_at, finished_at, status, message
