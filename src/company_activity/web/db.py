@@ -95,7 +95,8 @@ class Reader:
                 raise WarehouseUnavailable(
                     "a pipeline run is writing to the warehouse right now; reload in a moment"
                 ) from None
-            raise WarehouseUnavailable(f"cannot open the DuckDB warehouse {self.path}") from None
+            reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+            raise WarehouseUnavailable(f"cannot open the DuckDB warehouse {self.path}: {reason}") from None
         try:
             con.execute("set timezone = 'UTC'")
             yield Session(con, "duckdb")
