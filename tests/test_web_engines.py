@@ -6,9 +6,9 @@ from datetime import date, datetime, timedelta
 
 import pytest
 
+from company_activity.warehouse import Warehouse
 from company_activity.web import queries as q
 from company_activity.web.db import Reader, WarehouseUnavailable
-from company_activity.warehouse import Warehouse
 
 from . import pg
 from .helpers import days, seed_and_build
@@ -107,7 +107,7 @@ answers_on_duckdb: dict[str, object] = {}
 def test_connections_are_read_only(any_wh: Warehouse, wh_url: str) -> None:
     seed(any_wh)
     any_wh.close()
-    with Reader(wh_url).session() as s, pytest.raises(Exception, match="(?i)read.only"):
+    with Reader(wh_url).session() as s, pytest.raises(Exception, match=r"(?i)read.only"):
         s._execute("delete from ops.runs", {})
 
 
