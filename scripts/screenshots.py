@@ -48,7 +48,7 @@ def main() -> None:
             page.wait_for_function(
                 "[...document.querySelectorAll('div.chart')].every(d => d.getAttribute('data-drawn'))"
             )
-            page.screenshot(path=str(out / name), full_page=name != "churn.png")
+            page.screenshot(path=str(out / name), full_page=name == "overview.png")
             print(f"wrote {out / name}")
         browser.close()
 

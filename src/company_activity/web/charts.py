@@ -29,12 +29,12 @@ _STATUS_COLOURS = {
 
 def _layout(title: str, y_title: str, **extra: Any) -> dict[str, Any]:
     layout: dict[str, Any] = {
-        "title": {"text": title, "font": {"size": 15}},
+        "title": {"text": title, "font": {"size": 15}, "x": 0.01, "xanchor": "left"},
         "xaxis": {"title": {"text": "day (UTC)"}, "type": "date"},
         "yaxis": {"title": {"text": y_title}, "rangemode": "tozero"},
         "hovermode": "x unified",
-        "margin": {"l": 70, "r": 20, "t": 40, "b": 50},
-        "legend": {"orientation": "h", "y": -0.2},
+        "margin": {"l": 70, "r": 20, "t": 60, "b": 50},
+        "legend": {"orientation": "h", "x": 1, "xanchor": "right", "y": 1.0, "yanchor": "bottom"},
         "height": 330,
     }
     layout.update(extra)
@@ -177,19 +177,30 @@ def overview_figures(data: dict[str, Any]) -> dict[str, Figure]:
         "events": events,
         "weekday": weekday,
         "weekly": _period_figure(
-            data["weeks"], "Weekly: average daily active users (ISO weeks)", "week starting"
+            data["weeks"], "Weekly: average daily active users", "ISO week", _week_label
         ),
-        "monthly": _period_figure(data["months"], "Monthly: average daily active users", "month"),
+        "monthly": _period_figure(
+            data["months"], "Monthly: average daily active users", "month", _month_label
+        ),
     }
 
 
-def _period_figure(periods: list[dict[str, Any]], title: str, x_title: str) -> Figure:
+def _week_label(start: str) -> str:
+    iso = date.fromisoformat(start).isocalendar()
+    return f"{iso.year}-W{iso.week:02d}"
+
+
+def _month_label(start: str) -> str:
+    return start[:7]
+
+
+def _period_figure(periods: list[dict[str, Any]], title: str, x_title: str, label: Any) -> Figure:
     return {
         "data": [
             {
                 "type": "bar",
                 "name": "average daily active users",
-                "x": [p["start"] for p in periods],
+                "x": [label(p["start"]) for p in periods],
                 "y": [p["avg_active_users"] for p in periods],
                 "marker": {"opacity": [0.45 if p["partial"] else 1.0 for p in periods]},
                 "textposition": "none",
@@ -204,7 +215,7 @@ def _period_figure(periods: list[dict[str, Any]], title: str, x_title: str) -> F
         "layout": _layout(
             title + " — faded bars are partial periods",
             "active users (users/day, averaged)",
-            xaxis={"title": {"text": x_title}, "type": "date"},
+            xaxis={"title": {"text": x_title}, "type": "category"},
             hovermode="closest",
         ),
     }
