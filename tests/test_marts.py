@@ -125,8 +125,19 @@ def histories(draw: st.DrawFn) -> tuple[date, int, dict[date, dict[str, tuple[in
 
 
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(history=histories(), gap=st.integers(min_value=0, max_value=25), changed=st.integers(0, 19))
-def test_marts_equal_the_model(any_wh: Warehouse, history: tuple, gap: int, changed: int) -> None:  # type: ignore[type-arg]
+@given(
+    history=histories(),
+    gap=st.integers(min_value=0, max_value=25),
+    changed=st.integers(0, 19),
+    chunk_days=st.sampled_from([3, 1000]),  # a build in chunks refreshes the periods of each chunk
+)
+def test_marts_equal_the_model(
+    any_wh: Warehouse,
+    history: tuple,  # type: ignore[type-arg]
+    gap: int,
+    changed: int,
+    chunk_days: int,
+) -> None:
     wh = any_wh
     first, n_days, usage, crm = history
     all_days = days(first, first + timedelta(days=n_days - 1))
@@ -134,7 +145,7 @@ def test_marts_equal_the_model(any_wh: Warehouse, history: tuple, gap: int, chan
     with wh.transaction():
         wh.execute("delete from analytics.company_weekly_activity")
         wh.execute("delete from analytics.company_monthly_activity")
-    seed_and_build(wh, {first - timedelta(days=1): crm}, usage, all_days, complete)
+    seed_and_build(wh, {first - timedelta(days=1): crm}, usage, all_days, complete, chunk_days=chunk_days)
     assert marts(wh) == model(wh)
     # a later build of one day (new usage figures) rebuilds the periods around it, and only those
     day = all_days[changed % len(all_days)]

@@ -125,7 +125,7 @@ def build_segment(
             summary.extend(wh.run(POPULATE, "day_summary", params))
             wh.run(POPULATE, "publish", params)
             wh.run(POPULATE, "cleanup", params)
+            marts.refresh(wh, chunk_start, chunk_end, built_at=loaded_at)  # issue 12: weekly/monthly marts
             chunk_start = chunk_end + timedelta(days=1)
-        marts.refresh(wh, start, end, built_at=loaded_at)  # issue 12: the weekly and monthly marts
     built = [DayBuild(r[0], int(r[1]), int(r[2] or 0), int(r[3] or 0)) for r in summary]
     return built, rejected
