@@ -230,8 +230,8 @@ def company_figure(data: dict[str, Any]) -> Figure:
             "type": "rect",
             "xref": "x",
             "yref": "paper",
-            "x0": s["start"],
-            "x1": s["end"],
+            "x0": f"{date.fromisoformat(s['start']) - timedelta(days=1)} 12:00:00",
+            "x1": f"{s['end']} 12:00:00",
             "y0": 0,
             "y1": 1,
             "fillcolor": "rgba(200,40,40,0.15)",
@@ -266,6 +266,7 @@ def company_figure(data: dict[str, Any]) -> Figure:
             "Daily activity (red: churn-risk spells; gaps: no row that day)",
             "active users (users/day)",
             shapes=shapes,
+            margin={"l": 70, "r": 80, "t": 60, "b": 50},
             yaxis2={
                 "title": {"text": "events (events/day)"},
                 "overlaying": "y",
