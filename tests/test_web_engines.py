@@ -69,7 +69,7 @@ def answers(url: str) -> dict[str, object]:
             "overview": q.overview(s, start, end, "DE", None),
             "calendar": q.calendar(s, start, end),
             "churn": q.churn(s, ALL[-2], "company_id", "asc"),
-            "company": q.company(s, "A"),
+            "company": q.company(s, "A", start, end),
             "runs": [{k: v for k, v in r.items() if k != "duration_s"} for r in q.runs(s, 10)],
         }
 

@@ -53,34 +53,38 @@ left join ops.usage_days as u on u.activity_date = days.d
 left join ops.build_days as b on b.activity_date = days.d
 order by days.d;
 
--- name: churn_companies
-select company_id, company_name, country, industry_tag, last_contact_at
+-- name: churn_list
+-- the churn-risk companies as of :day, in one pass over the last 30 days: attributes on :day, the last day
+-- with usage (NULL: none in those 30 days) and the daily active users of the 14 days ending on :day (t13 …
+-- t0; NULL where the company had no row)
+select
+    company_id,
+    max(case when activity_date = cast(:day as date) then company_name end) as company_name,
+    max(case when activity_date = cast(:day as date) then country end) as country,
+    max(case when activity_date = cast(:day as date) then industry_tag end) as industry_tag,
+    max(case when activity_date = cast(:day as date) then last_contact_at end) as last_contact_at,
+    max(case when active_users > 0 or events > 0 then activity_date end) as last_usage,
+    sum(case when activity_date = cast(:day as date) - 13 then active_users end) as t13,
+    sum(case when activity_date = cast(:day as date) - 12 then active_users end) as t12,
+    sum(case when activity_date = cast(:day as date) - 11 then active_users end) as t11,
+    sum(case when activity_date = cast(:day as date) - 10 then active_users end) as t10,
+    sum(case when activity_date = cast(:day as date) - 9 then active_users end) as t9,
+    sum(case when activity_date = cast(:day as date) - 8 then active_users end) as t8,
+    sum(case when activity_date = cast(:day as date) - 7 then active_users end) as t7,
+    sum(case when activity_date = cast(:day as date) - 6 then active_users end) as t6,
+    sum(case when activity_date = cast(:day as date) - 5 then active_users end) as t5,
+    sum(case when activity_date = cast(:day as date) - 4 then active_users end) as t4,
+    sum(case when activity_date = cast(:day as date) - 3 then active_users end) as t3,
+    sum(case when activity_date = cast(:day as date) - 2 then active_users end) as t2,
+    sum(case when activity_date = cast(:day as date) - 1 then active_users end) as t1,
+    sum(case when activity_date = cast(:day as date) - 0 then active_users end) as t0
 from analytics.company_daily_activity
-where activity_date = cast(:day as date)
-    and is_churn_risk;
-
--- name: churn_last_usage
--- each churn-risk company's last day with usage in the :lookback days before :day
-select a.company_id, max(a.activity_date) as last_usage
-from analytics.company_daily_activity as a
-where a.activity_date between cast(:day as date) - cast(:lookback as integer) and cast(:day as date)
-    and (a.active_users > 0 or a.events > 0)
-    and a.company_id in (
+where activity_date between cast(:day as date) - 29 and cast(:day as date)
+    and company_id in (
         select c.company_id from analytics.company_daily_activity as c
         where c.activity_date = cast(:day as date) and c.is_churn_risk
     )
-group by a.company_id;
-
--- name: churn_trend
--- daily active users of each churn-risk company over the :trend_days days ending on :day
-select a.company_id, a.activity_date, a.active_users
-from analytics.company_daily_activity as a
-where a.activity_date between cast(:day as date) - cast(:trend_days as integer) + 1 and cast(:day as date)
-    and a.company_id in (
-        select c.company_id from analytics.company_daily_activity as c
-        where c.activity_date = cast(:day as date) and c.is_churn_risk
-    )
-order by a.company_id, a.activity_date;
+group by company_id;
 
 -- name: company_days
 select
@@ -88,6 +92,7 @@ select
     "7d_active_users" as active_users_7d, is_churn_risk
 from analytics.company_daily_activity
 where company_id = :company_id
+    and activity_date between cast(:start_day as date) and cast(:end_day as date)
 order by activity_date;
 
 -- name: company_weeks
@@ -96,6 +101,7 @@ select
     peak_active_users, events, is_churn_risk, is_partial
 from analytics.company_weekly_activity
 where company_id = :company_id
+    and week_start between cast(:start_day as date) - 6 and cast(:end_day as date)
 order by week_start;
 
 -- name: company_months

@@ -18,7 +18,7 @@ UI = "ui.sql"
 MAX_RANGE_DAYS = 3700  # ten years of days
 DEFAULT_RANGE_DAYS = 90
 TREND_DAYS = 14
-LAST_USAGE_LOOKBACK = 90
+LAST_USAGE_LOOKBACK = 30  # days the churn list looks back for a company's last usage (sql/ui.sql)
 MIN_DAY, MAX_DAY = date(1970, 1, 1), date(9999, 1, 1)
 CHURN_SORTS = ("company_id", "company_name", "country", "industry_tag", "last_contact_at", "days_since_usage")
 
@@ -229,22 +229,20 @@ def churn(s: Session, day: date | None, sort: str, order: str) -> dict[str, Any]
             "total": 0,
             "companies": [],
             "trend_days": TREND_DAYS,
+            "lookback_days": LAST_USAGE_LOOKBACK,
             "sort": sort,
             "order": order,
         }
-    params = {"day": day, "lookback": LAST_USAGE_LOOKBACK, "trend_days": TREND_DAYS}
-    companies = [jsonable(r) for r in s.rows(UI, "churn_companies", params)]
-    last = {r["company_id"]: r["last_usage"] for r in s.rows(UI, "churn_last_usage", params)}
-    trend: dict[str, dict[date, int]] = {}
-    for r in s.rows(UI, "churn_trend", params):
-        trend.setdefault(r["company_id"], {})[r["activity_date"]] = int(r["active_users"])
-    trend_days = days_between(day - timedelta(days=TREND_DAYS - 1), day)
-    for c in companies:
-        used = last.get(c["company_id"])
+    companies = []
+    for r in s.rows(UI, "churn_list", {"day": day}):
+        used = r["last_usage"]
+        c = jsonable(
+            {k: r[k] for k in ("company_id", "company_name", "country", "industry_tag", "last_contact_at")}
+        )
         c["last_usage"] = iso(used)
         c["days_since_usage"] = (day - used).days if used else None
-        series = trend.get(c["company_id"], {})
-        c["trend"] = [series.get(d) for d in trend_days]
+        c["trend"] = [None if r[f"t{k}"] is None else int(r[f"t{k}"]) for k in range(TREND_DAYS - 1, -1, -1)]
+        companies.append(c)
     reverse = order == "desc"
     present = [c for c in companies if c[sort] is not None]
     missing = [c for c in companies if c[sort] is None]
@@ -254,6 +252,7 @@ def churn(s: Session, day: date | None, sort: str, order: str) -> dict[str, Any]
         "day": day.isoformat(),
         "total": len(companies),
         "trend_days": TREND_DAYS,
+        "lookback_days": LAST_USAGE_LOOKBACK,
         "sort": sort,
         "order": order,
         "companies": ordered,
@@ -280,13 +279,20 @@ def csv_cell(value: Any) -> str:
 
 
 # -- one company --------------------------------------------------------------------------------------------
-def company(s: Session, company_id: str) -> dict[str, Any]:
-    rows = s.rows(UI, "company_days", {"company_id": company_id})
+def company(s: Session, company_id: str, start: date, end: date) -> dict[str, Any]:
+    """One company's days ``start … end`` (its weeks overlapping them, all its months)."""
+    params = {"company_id": company_id, "start_day": start, "end_day": end}
+    rows = s.rows(UI, "company_days", params)
     if not rows:
-        raise NotFound(f"no company {excerpt(company_id)} in analytics.company_daily_activity")
+        raise NotFound(
+            f"no company {excerpt(company_id)} in analytics.company_daily_activity "
+            f"between {start.isoformat()} and {end.isoformat()}"
+        )
     last = rows[-1]
     return {
         "company_id": company_id,
+        "start": start.isoformat(),
+        "end": end.isoformat(),
         "company_name": last["company_name"],
         "country": last["country"],
         "industry_tag": last["industry_tag"],
@@ -296,8 +302,8 @@ def company(s: Session, company_id: str) -> dict[str, Any]:
         "days": [jsonable(r) for r in rows],
         "churn_spells": _spells([r["activity_date"] for r in rows if r["is_churn_risk"]]),
         "changes": _changes(rows),
-        "weeks": [jsonable(r) for r in s.rows(UI, "company_weeks", {"company_id": company_id})],
-        "months": [jsonable(r) for r in s.rows(UI, "company_months", {"company_id": company_id})],
+        "weeks": [jsonable(r) for r in s.rows(UI, "company_weeks", params)],
+        "months": [jsonable(r) for r in s.rows(UI, "company_months", params)],
     }
 
 

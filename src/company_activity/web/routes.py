@@ -63,10 +63,12 @@ def churn_data(reader: Reader, day: str | None, sort: str, order: str) -> Json:
         return q.churn(s, the_day, sort, order)
 
 
-def company_data(reader: Reader, company_id: str) -> Json:
+def company_data(reader: Reader, company_id: str, start: str | None, end: str | None) -> Json:
     q.check_text(company_id, "company id")
+    first, last = q.parse_day(start, "start"), q.parse_day(end, "end")
     with reader.session() as s:
-        return q.company(s, company_id)
+        lo, hi = q.resolve_range(s, first, last)
+        return q.company(s, company_id, lo, hi)
 
 
 def run_data(reader: Reader, run_id: str) -> Json:
@@ -172,8 +174,18 @@ def api_churn(
 
 
 @api_router.get("/companies/{company_id:path}", summary="One company's timeline, weeks and months")
-def api_company(request: Request, company_id: str) -> Json:
-    return company_data(_reader(request), company_id)
+def api_company(
+    request: Request,
+    company_id: str,
+    start: str | None = Query(
+        None, description="first day, YYYY-MM-DD (default: 90 days before end)", json_schema_extra=_DATE
+    ),
+    end: str | None = Query(
+        None, description="last day, YYYY-MM-DD (default: the latest built day)", json_schema_extra=_DATE
+    ),
+) -> Json:
+    _given(start=start, end=end)
+    return company_data(_reader(request), company_id, start, end)
 
 
 @api_router.get("/runs", summary="The latest runs")
@@ -239,8 +251,10 @@ def page_churn_csv(
 
 
 @page_router.get("/companies/{company_id:path}")
-def page_company(request: Request, company_id: str) -> HTMLResponse:
-    data = company_data(_reader(request), company_id)
+def page_company(
+    request: Request, company_id: str, start: str | None = None, end: str | None = None
+) -> HTMLResponse:
+    data = company_data(_reader(request), company_id, start, end)
     return _page("company.html", data=data, fig=company_figure(data))
 
 
