@@ -35,41 +35,51 @@ with daily as (
         and cast(date_trunc('week', cast(:end_day as timestamp)) as date) + 6
 ),
 
+-- one pass of aggregates; the attributes and the churn flag of the last covered day are joined after
+agg as (
+    select
+        period_start,
+        company_id,
+        max(activity_date) as last_day,
+        count(*) as days_covered,
+        sum(case when active_users > 0 then 1 else 0 end) as active_days,
+        avg(cast(active_users as double precision)) as avg_active_users,
+        max(active_users) as peak_active_users,
+        sum(cast(events as bigint)) as events
+    from daily
+    group by period_start, company_id
+),
+
 built as (
     select period_start, count(distinct activity_date) as built_days
     from daily
     group by period_start
-),
-
-marked as (
-    select
-        daily.*,
-        max(activity_date) over (partition by company_id, period_start) as last_day
-    from daily
 )
 
 select
-    m.period_start,
-    m.period_start + 6,
-    cast(extract(isoyear from m.period_start) as integer),
-    cast(extract(week from m.period_start) as integer),
-    m.company_id,
-    max(case when m.activity_date = m.last_day then m.company_name end),
-    max(case when m.activity_date = m.last_day then m.country end),
-    max(case when m.activity_date = m.last_day then m.industry_tag end),
+    a.period_start,
+    a.period_start + 6,
+    cast(extract(isoyear from a.period_start) as integer),
+    cast(extract(week from a.period_start) as integer),
+    a.company_id,
+    d.company_name,
+    d.country,
+    d.industry_tag,
     7,
-    count(*),
-    sum(case when m.active_users > 0 then 1 else 0 end),
-    avg(cast(m.active_users as double precision)),
-    max(m.active_users),
-    sum(cast(m.events as bigint)),
-    bool_or(m.activity_date = m.last_day and m.is_churn_risk),
-    max(b.built_days) < 7,
+    a.days_covered,
+    a.active_days,
+    a.avg_active_users,
+    a.peak_active_users,
+    a.events,
+    d.is_churn_risk,
+    b.built_days < 7,
     cast(:built_at as timestamp)
-from marked as m
+from agg as a
+inner join daily as d
+    on d.company_id = a.company_id
+    and d.activity_date = a.last_day
 inner join built as b
-    on b.period_start = m.period_start
-group by m.period_start, m.company_id;
+    on b.period_start = a.period_start;
 
 -- name: refresh_monthly
 delete from analytics.company_monthly_activity
@@ -90,48 +100,51 @@ with daily as (
         and d.activity_date < cast(date_trunc('month', cast(:end_day as timestamp)) + interval '1 month' as date)
 ),
 
-built as (
-    select period_start, count(distinct activity_date) as built_days
-    from daily
-    group by period_start
-),
-
-marked as (
-    select
-        daily.*,
-        max(activity_date) over (partition by company_id, period_start) as last_day
-    from daily
-),
-
-periods as (
+agg as (
     select
         period_start,
-        cast(period_start + interval '1 month' as date) - 1 as period_end
-    from built
+        company_id,
+        max(activity_date) as last_day,
+        count(*) as days_covered,
+        sum(case when active_users > 0 then 1 else 0 end) as active_days,
+        avg(cast(active_users as double precision)) as avg_active_users,
+        max(active_users) as peak_active_users,
+        sum(cast(events as bigint)) as events
+    from daily
+    group by period_start, company_id
+),
+
+built as (
+    select
+        period_start,
+        cast(period_start + interval '1 month' as date) - 1 as period_end,
+        count(distinct activity_date) as built_days
+    from daily
+    group by period_start
 )
 
 select
-    m.period_start,
-    max(p.period_end),
-    m.company_id,
-    max(case when m.activity_date = m.last_day then m.company_name end),
-    max(case when m.activity_date = m.last_day then m.country end),
-    max(case when m.activity_date = m.last_day then m.industry_tag end),
-    max(p.period_end - m.period_start + 1),
-    count(*),
-    sum(case when m.active_users > 0 then 1 else 0 end),
-    avg(cast(m.active_users as double precision)),
-    max(m.active_users),
-    sum(cast(m.events as bigint)),
-    bool_or(m.activity_date = m.last_day and m.is_churn_risk),
-    max(b.built_days) < max(p.period_end - m.period_start + 1),
+    a.period_start,
+    b.period_end,
+    a.company_id,
+    d.company_name,
+    d.country,
+    d.industry_tag,
+    b.period_end - a.period_start + 1,
+    a.days_covered,
+    a.active_days,
+    a.avg_active_users,
+    a.peak_active_users,
+    a.events,
+    d.is_churn_risk,
+    b.built_days < b.period_end - a.period_start + 1,
     cast(:built_at as timestamp)
-from marked as m
+from agg as a
+inner join daily as d
+    on d.company_id = a.company_id
+    and d.activity_date = a.last_day
 inner join built as b
-    on b.period_start = m.period_start
-inner join periods as p
-    on p.period_start = m.period_start
-group by m.period_start, m.company_id;
+    on b.period_start = a.period_start;
 
 -- name: refresh_summary
 -- analytics.activity_summary_daily for the days :start_day … :end_day
