@@ -143,8 +143,9 @@ def test_marts_equal_the_model(
     all_days = days(first, first + timedelta(days=n_days - 1))
     complete = [d for d in all_days if d != first + timedelta(days=gap)]  # maybe one pending day
     with wh.transaction():
-        wh.execute("delete from analytics.company_weekly_activity")
-        wh.execute("delete from analytics.company_monthly_activity")
+        for derived in ("company_weekly_activity", "company_monthly_activity", "company_activity_parts"):
+            wh.execute(f"delete from analytics.{derived}")  # noqa: S608 - fixed names
+        wh.execute("delete from analytics.activity_summary_daily")
     seed_and_build(wh, {first - timedelta(days=1): crm}, usage, all_days, complete, chunk_days=chunk_days)
     assert marts(wh) == model(wh)
     # a later build of one day (new usage figures) rebuilds the periods around it, and only those

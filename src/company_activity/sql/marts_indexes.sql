@@ -7,6 +7,9 @@ create unique index if not exists company_weekly_activity_key
 create unique index if not exists company_monthly_activity_key
     on analytics.company_monthly_activity (month_start, company_id);
 
+create unique index if not exists company_activity_parts_key
+    on analytics.company_activity_parts (part_start, company_id);
+
 create index if not exists activity_summary_daily_day
     on analytics.activity_summary_daily (activity_date);
 

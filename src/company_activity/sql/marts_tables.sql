@@ -38,6 +38,24 @@ create table if not exists analytics.company_monthly_activity (
     built_at           timestamp         not null
 );
 
+-- the marts' building blocks: per company, the figures of each part of an ISO week that lies in one
+-- calendar month (a week across a month's end has two parts). A build re-aggregates only the parts of
+-- the days it built (at most 7 days each); weeks and months then add up at most 2 and 6 parts per company.
+create table if not exists analytics.company_activity_parts (
+    part_start         date              not null,   -- the later of the week's Monday and the month's 1st
+    company_id         varchar           not null,
+    last_day           date              not null,   -- the company's last covered day in the part
+    company_name       varchar,                      -- as on last_day
+    country            varchar,
+    industry_tag       varchar,
+    days_covered       integer           not null,
+    active_days        integer           not null,
+    sum_active_users   bigint            not null,
+    peak_active_users  bigint            not null,
+    events             bigint            not null,
+    is_churn_risk      boolean           not null    -- on last_day
+);
+
 -- per day, country and industry: the figures the web UI's overview charts (rebuilt with the marts)
 create table if not exists analytics.activity_summary_daily (
     activity_date      date              not null,
