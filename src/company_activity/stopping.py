@@ -47,7 +47,7 @@ class StopSignal:
             self._event.set()
             callbacks = list(self._callbacks)
         for callback in callbacks:
-            try:
+            try:  # noqa: SIM105 - a comment says why the error is dropped
                 callback()
             except Exception:  # an abort hook must not stop the others
                 pass
