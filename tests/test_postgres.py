@@ -11,7 +11,7 @@ import pytest
 
 from company_activity.errors import WarehouseBusyError, WarehouseError
 from company_activity.runs import utcnow
-from company_activity.warehouse import Warehouse, connect
+from company_activity.warehouse import SCHEMA_VERSION, Warehouse, connect
 from company_activity.warehouse.postgres import LOCK_KEY, PostgresWarehouse, redact, to_pyformat
 
 from . import pg
@@ -57,9 +57,9 @@ def test_connect_dispatches_both_url_schemes(pg_url: str) -> None:
 
 
 def test_schema_is_created_once(pg_wh: Warehouse) -> None:
-    assert pg_wh.schema_version() == 1
+    assert pg_wh.schema_version() == SCHEMA_VERSION
     assert pg_wh.init_schema() == []
-    assert pg_wh.execute("select count(*) from ops.schema_version") == [(1,)]
+    assert pg_wh.execute("select count(*) from ops.schema_version") == [(SCHEMA_VERSION,)]
 
 
 def test_transactions_commit_roll_back_and_statements_alone_commit(pg_wh: Warehouse, pg_url: str) -> None:
