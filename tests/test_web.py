@@ -226,3 +226,40 @@ def test_report_is_one_self_contained_file(site: Site, tmp_path: Path) -> None:
     assert page.count('id="calendar"') == 1 and page.count('class="day built" title') == len(site.built_days)
     bad = CliRunner().invoke(main, ["report", "--out", str(out), "--start", "soon"], env=env)
     assert bad.exit_code == 2 and "--start='soon' is not a date" in bad.output
+
+
+def test_serve_command_serves_the_ui(site: Site) -> None:
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {
+        **__import__("os").environ,
+        "COMPANY_ACTIVITY_WAREHOUSE": site.settings.warehouse,
+        "COMPANY_ACTIVITY_LAKE": site.settings.lake,
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "company_activity", "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                r = httpx.get(f"http://127.0.0.1:{port}/runs", timeout=5)
+                break
+            except httpx.TransportError:
+                assert proc.poll() is None and time.monotonic() < deadline, "serve did not start"
+                time.sleep(0.1)
+        assert r.status_code == 200 and site.run_id in r.text
+    finally:
+        proc.terminate()
+        out, _ = proc.communicate(timeout=20)
+    assert f"company-activity UI on http://127.0.0.1:{port}/" in out
