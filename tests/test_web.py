@@ -228,7 +228,9 @@ def test_report_is_one_self_contained_file(site: Site, tmp_path: Path) -> None:
     assert bad.exit_code == 2 and "--start='soon' is not a date" in bad.output
 
 
-def test_serve_command_serves_the_ui(site: Site) -> None:
+def test_serve_command_serves_the_ui(site: Site, tmp_path: Path) -> None:
+    """`make demo` then `company-activity serve`, with nothing configured, shows the demo's data."""
+    import shutil
     import socket
     import subprocess
     import sys
@@ -237,14 +239,18 @@ def test_serve_command_serves_the_ui(site: Site) -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
+    demo = tmp_path / "data" / "demo"
+    demo.mkdir(parents=True)
+    shutil.copy(site.settings.warehouse, demo / "warehouse.duckdb")
     env = {
-        **__import__("os").environ,
-        "COMPANY_ACTIVITY_WAREHOUSE": site.settings.warehouse,
-        "COMPANY_ACTIVITY_LAKE": site.settings.lake,
+        k: v
+        for k, v in __import__("os").environ.items()
+        if k not in ("COMPANY_ACTIVITY_WAREHOUSE", "COMPANY_ACTIVITY_LAKE")
     }
     proc = subprocess.Popen(
         [sys.executable, "-m", "company_activity", "serve", "--port", str(port)],
         env=env,
+        cwd=tmp_path,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -263,3 +269,4 @@ def test_serve_command_serves_the_ui(site: Site) -> None:
         proc.terminate()
         out, _ = proc.communicate(timeout=20)
     assert f"company-activity UI on http://127.0.0.1:{port}/" in out
+    assert "showing the demo's" in out

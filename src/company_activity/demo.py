@@ -94,7 +94,7 @@ def run_demo(
             ".sql('from analytics.company_daily_activity order by activity_date desc limit 10').show()\""
         )
         echo(f"  COMPANY_ACTIVITY_WAREHOUSE={warehouse} {python} -m company_activity status")
-        echo("see it in a browser (the web UI, then open http://127.0.0.1:8080/):")
+        echo("see it in a browser: start the web UI, then open http://127.0.0.1:8080/")
         echo(
             f"  COMPANY_ACTIVITY_WAREHOUSE={warehouse} COMPANY_ACTIVITY_LAKE={lake_root} "
             f"{python} -m company_activity serve"

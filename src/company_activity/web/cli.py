@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any
 
@@ -56,8 +57,11 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
     from ..logs import configure_from_settings
     from .app import create_app
 
+    settings, note = _demo_fallback(settings)
     configure_from_settings(settings)
     app = create_app(settings)
+    if note:
+        click.echo(note)
     shown = f"[{host}]" if ":" in host else host
     click.echo(f"company-activity UI on http://{shown}:{port}/ (warehouse {_where(settings.warehouse)})")
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
@@ -77,7 +81,9 @@ def report(ctx: click.Context, out: str, start: str | None, end: str | None) -> 
         _need_ui_extra()
         from .report import write_report
 
-        settings: Any = ctx.obj.settings()
+        settings, note = _demo_fallback(ctx.obj.settings())
+        if note:
+            click.echo(note)
         path = write_report(settings, out, start=parse_day(start, "--start"), end=parse_day(end, "--end"))
     except (ConfigError, BadRequest) as exc:
         _fail(exc)
@@ -85,6 +91,31 @@ def report(ctx: click.Context, out: str, start: str | None, end: str | None) -> 
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
     click.echo(f"wrote {path} ({path.stat().st_size // 1024} KiB; opens offline)")
+
+
+#: where `company-activity demo` puts its warehouse and lake by default
+DEMO_DIR = os.path.join(".", "data", "demo")
+
+
+def _demo_fallback(settings: Any) -> tuple[Any, str | None]:
+    """With no warehouse configured and none at the default path, serve the demo's (after `make demo`)."""
+    from ..config import Settings
+
+    fields = Settings.model_fields
+    demo = os.path.join(DEMO_DIR, "warehouse.duckdb")
+    if (
+        settings.warehouse == fields["warehouse"].default
+        and settings.lake == fields["lake"].default
+        and not os.path.exists(settings.warehouse)
+        and os.path.exists(demo)
+    ):
+        lake = os.path.join(DEMO_DIR, "lake")
+        note = (
+            f"no warehouse at {settings.warehouse}: showing the demo's, {demo} "
+            "(set COMPANY_ACTIVITY_WAREHOUSE for another)"
+        )
+        return settings.model_copy(update={"warehouse": demo, "lake": lake}), note
+    return settings, None
 
 
 def _where(url: str) -> str:
