@@ -50,6 +50,7 @@ unit: $(STAMP)
 bench: $(STAMP)  ## benchmarks (by hand; never part of make test)
 	$(BIN)/python benchmarks/bench_build.py
 	$(BIN)/python benchmarks/bench_ingest.py
+	$(BIN)/python benchmarks/bench_ui.py
 
 clean:
 	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache

@@ -532,3 +532,8 @@ main.add_command(schedule)
 from .health import health  # noqa: E402 - issue 14: the container image's HEALTHCHECK
 
 main.add_command(health)
+# issue 12: the web UI and the HTML report (company_activity.web; need the 'ui' extra)
+from .web.cli import report, serve  # noqa: E402
+
+main.add_command(serve)
+main.add_command(report)

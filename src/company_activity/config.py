@@ -135,6 +135,13 @@ class Settings(BaseSettings):
         return self
 
     # -- end issue 14 ---------------------------------------------------------------------------------
+    # the web UI (issue 12): `company-activity serve` / `report`, and the link alerts carry to a run's page
+    ui_token: SecretStr | None = Field(
+        default=None, description="token every page and API call needs; without it, loopback clients only"
+    )
+    ui_url: str | None = Field(
+        default=None, description="the UI's external URL, e.g. https://activity.example.com"
+    )
 
     # logging
     log_format: Literal["text", "json"] = "text"

@@ -94,6 +94,11 @@ def run_demo(
             ".sql('from analytics.company_daily_activity order by activity_date desc limit 10').show()\""
         )
         echo(f"  COMPANY_ACTIVITY_WAREHOUSE={warehouse} {python} -m company_activity status")
+        echo("see it in a browser: start the web UI, then open http://127.0.0.1:8080/")
+        echo(
+            f"  COMPANY_ACTIVITY_WAREHOUSE={warehouse} COMPANY_ACTIVITY_LAKE={lake_root} "
+            f"{python} -m company_activity serve"
+        )
     logging.getLogger("company_activity").handlers.clear()
     return report.exit_code
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from . import marts
 from .errors import BuildGateError
 from .quality import CheckResult, check_candidate
 from .warehouse import Warehouse
@@ -124,6 +125,7 @@ def build_segment(
             summary.extend(wh.run(POPULATE, "day_summary", params))
             wh.run(POPULATE, "publish", params)
             wh.run(POPULATE, "cleanup", params)
+            marts.refresh(wh, chunk_start, chunk_end, built_at=loaded_at)  # issue 12: weekly/monthly marts
             chunk_start = chunk_end + timedelta(days=1)
     built = [DayBuild(r[0], int(r[1]), int(r[2] or 0), int(r[3] or 0)) for r in summary]
     return built, rejected

@@ -26,6 +26,7 @@ from urllib.parse import unquote, urlsplit
 
 from ..errors import ConfigError
 from ..redact import register_secret
+from ..web.links import run_url as ui_run_url
 from . import PRODUCT, Alert, AlertDeliveryError, DeliveryPolicy, describe_error, once_note
 
 log = logging.getLogger("company_activity.alerts.email")
@@ -82,7 +83,9 @@ def parse_smtp_url(url: str) -> SmtpTarget:
     )
 
 
-def build_message(alert: Alert, *, sender: str, recipients: Sequence[str]) -> EmailMessage:
+def build_message(
+    alert: Alert, *, sender: str, recipients: Sequence[str], run_url: str | None = None
+) -> EmailMessage:
     """The alert as a multipart/alternative e-mail: a plain-text part, then an HTML part."""
     msg = EmailMessage(policy=_POLICY)
     msg["Subject"] = alert.subject()
@@ -93,22 +96,24 @@ def build_message(alert: Alert, *, sender: str, recipients: Sequence[str]) -> Em
     msg["Message-ID"] = make_msgid(idstring=PRODUCT, domain=domain)
     msg["X-Company-Activity-Run-Id"] = alert.run_id
     msg["Auto-Submitted"] = "auto-generated"
-    msg.set_content(_plain(alert))
-    msg.add_alternative(_html(alert), subtype="html")
+    msg.set_content(_plain(alert, run_url))
+    msg.add_alternative(_html(alert, run_url), subtype="html")
     return msg
 
 
-def _plain(alert: Alert) -> str:
+def _plain(alert: Alert, run_url: str | None = None) -> str:
     lines = [f"{alert.label}: {alert.title}", "", alert.message, ""]
     width = max(len(k) for k, _ in alert.facts())
     lines += [f"{k + ':':<{width + 1}} {v}" for k, v in alert.facts()]
     if alert.rerun:
         lines += ["", "Rerun with:", f"    {alert.rerun}"]
+    if run_url:
+        lines += ["", f"Open the run: {run_url}"]
     lines += ["", f"-- {PRODUCT}"]
     return "\n".join(lines) + "\n"
 
 
-def _html(alert: Alert) -> str:
+def _html(alert: Alert, run_url: str | None = None) -> str:
     colour = {"error": "#b3261e", "warning": "#8a5a00", "info": "#1f5fa8"}.get(alert.severity, "#333")
     if alert.kind == "recovered":
         colour = "#1e7b34"
@@ -122,11 +127,12 @@ def _html(alert: Alert) -> str:
         if alert.rerun
         else ""
     )
+    link = f'<p><a href="{e(run_url)}">Open the run</a></p>' if run_url else ""  # COMPANY_ACTIVITY_UI_URL
     return (
         '<!DOCTYPE html><html><body style="font-family:sans-serif">'
         f'<h2 style="color:{colour};margin:0 0 8px 0">{e(alert.label)}: {e(alert.title)}</h2>'
         f'<p style="white-space:pre-wrap">{e(alert.message)}</p>'
-        f"<table>{rows}</table>{rerun}"
+        f"<table>{rows}</table>{rerun}{link}"
         f'<p style="color:#777;font-size:small">{e(PRODUCT)}</p></body></html>\n'
     )
 
@@ -166,9 +172,11 @@ class EmailSink:
         ssl_context: ssl.SSLContext | None = None,
         local_hostname: str | None = None,
         sleep: Callable[[float], None] = time.sleep,
-        require_tls: bool = True,  # issue 14: smtp:// to a non-loopback host must upgrade with STARTTLS
+        require_tls: bool = True,  # smtp:// to a non-loopback host must upgrade with STARTTLS
+        ui_url: str | None = None,
     ):
         self._require_tls = require_tls
+        self.ui_url = ui_url  # the web UI, linked from each message
         self.target = smtp if isinstance(smtp, SmtpTarget) else parse_smtp_url(smtp)
         if self.target.password:
             register_secret(self.target.password)
@@ -187,7 +195,12 @@ class EmailSink:
         return f"EmailSink({self.target.where}, user={self.target.username!r}, to={self.recipients!r})"
 
     def send(self, alert: Alert) -> None:
-        message = build_message(alert, sender=self.sender, recipients=self.recipients)
+        message = build_message(
+            alert,
+            sender=self.sender,
+            recipients=self.recipients,
+            run_url=ui_run_url(self.ui_url, alert.run_id),
+        )
         once = self.failing
         policy = self.policy.once() if once else self.policy
         retrying = policy.retrying(sink=self.name, retry_if=_transient, sleep=self._sleep)

@@ -33,7 +33,7 @@ def sinks_from_settings(
         if url:
             if not url.startswith(("https://", "http://")):
                 raise ConfigError("COMPANY_ACTIVITY_TEAMS_WEBHOOK_URL: must start with https://")
-            sinks.append(TeamsSink(url, policy=policy, client=http_client))
+            sinks.append(TeamsSink(url, policy=policy, client=http_client, ui_url=settings.ui_url))
     smtp_url = settings.smtp_url.get_secret_value().strip() if settings.smtp_url is not None else ""
     recipients = settings.alert_recipients
     if smtp_url:
@@ -66,6 +66,7 @@ def sinks_from_settings(
                 policy=policy,
                 ssl_context=context,
                 require_tls=not settings.allow_insecure_http,  # issue 14
+                ui_url=settings.ui_url,
             )
         )
     elif recipients:

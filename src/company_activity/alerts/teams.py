@@ -16,6 +16,7 @@ import httpx
 
 from ..logs import silence_url_logging
 from ..redact import register_secret, url_secret_parts
+from ..web.links import run_url as ui_run_url
 from . import Alert, AlertDeliveryError, DeliveryPolicy, describe_error, once_note
 
 log = logging.getLogger("company_activity.alerts.teams")
@@ -26,8 +27,9 @@ _MAX_TEXT = 3000  # characters of message shown on a card (Teams refuses payload
 _COLOURS = {"error": "Attention", "warning": "Warning", "info": "Accent"}
 
 
-def adaptive_card(alert: Alert) -> dict[str, Any]:
-    """The Adaptive Card (1.4) of an alert: title, message, facts (run, day, step, figures), rerun."""
+def adaptive_card(alert: Alert, *, run_url: str | None = None) -> dict[str, Any]:
+    """The Adaptive Card (1.4) of an alert: title, message, facts (run, day, step, figures), rerun, and a
+    button to the run's page in the web UI when ``run_url`` is given."""
     colour = "Good" if alert.kind == "recovered" else _COLOURS.get(alert.severity, "Default")
     heading = f"{alert.label}: {alert.title}"
     where = " · ".join(p for p in (alert.step, alert.day.isoformat() if alert.day else None) if p)
@@ -61,22 +63,24 @@ def adaptive_card(alert: Alert) -> dict[str, Any]:
                 "spacing": "Small",
             }
         )
-    return {
+    card = {
         "type": "AdaptiveCard",
         "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
         "version": CARD_VERSION,
         "msteams": {"width": "Full"},
         "body": body,
     }
+    if run_url:  # issue 12: COMPANY_ACTIVITY_UI_URL is set
+        card["actions"] = [{"type": "Action.OpenUrl", "title": "Open the run", "url": run_url}]
+    return card
 
 
-def teams_payload(alert: Alert) -> dict[str, Any]:
+def teams_payload(alert: Alert, *, run_url: str | None = None) -> dict[str, Any]:
     """The message a Workflows ("When a Teams webhook request is received") flow accepts."""
+    card = adaptive_card(alert, run_url=run_url)
     return {
         "type": "message",
-        "attachments": [
-            {"contentType": CARD_CONTENT_TYPE, "contentUrl": None, "content": adaptive_card(alert)}
-        ],
+        "attachments": [{"contentType": CARD_CONTENT_TYPE, "contentUrl": None, "content": card}],
     }
 
 
@@ -109,7 +113,9 @@ class TeamsSink:
         policy: DeliveryPolicy | None = None,
         client: httpx.Client | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        ui_url: str | None = None,
     ):
+        self.ui_url = ui_url  # issue 12: the web UI, for the card's "Open the run" button
         if not webhook_url.startswith(("https://", "http://")):
             raise ValueError("the Teams webhook URL must start with https:// or http://")
         self._url = webhook_url
@@ -126,7 +132,7 @@ class TeamsSink:
         return f"TeamsSink(webhook=<redacted>, policy={self.policy!r})"
 
     def send(self, alert: Alert) -> None:
-        payload = teams_payload(alert)
+        payload = teams_payload(alert, run_url=ui_run_url(self.ui_url, alert.run_id))
         once = self.failing
         policy = self.policy.once() if once else self.policy
         retrying = policy.retrying(

@@ -48,6 +48,8 @@ MIGRATIONS: list[Migration] = [
         1, "initial schema: stg, analytics and ops", sql_file="create_tables.sql", index_file="keys.sql"
     ),
     Migration(2, "usage counts are 64-bit (BIGINT)", sql_file="migrate_wide_counts.sql"),
+    # the weekly and monthly marts and the daily summary (filled by sql/marts.sql at each build)
+    Migration(3, "weekly and monthly marts", sql_file="marts_tables.sql", index_file="marts_indexes.sql"),
 ]
 
 
