@@ -245,6 +245,8 @@ def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Se
         allowed = set(Settings.model_fields) | {f"{name}_file" for name in secret_fields()}
         for key, value in raw.items():
             k = key.lower()
+            if k == "simulator" and isinstance(value, dict):
+                continue  # the [simulator] table belongs to `company-activity simulate-api`
             if k not in allowed:
                 raise ConfigError(f"config file {path}: unknown setting {key!r}{_did_you_mean(k, allowed)}")
             file_values[k] = value
