@@ -5,6 +5,7 @@ PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+APP_STAMP := $(VENV)/.installed-app
 
 LOCK := requirements/lock.txt
 DEV_LOCK := requirements/dev.lock.txt
@@ -15,14 +16,23 @@ IMAGE_EXTRAS := azure postgres
 
 # Installs pinned by the dev lock file (as constraints: a dependency the lock does not know yet is still
 # installed, unpinned, so a stale lock never breaks the install; `make lock` refreshes it).
-$(STAMP): pyproject.toml $(DEV_LOCK)
+# `make demo` installs the application and its web UI only; `make test` adds the dev tools.
+$(VENV)/bin/python:
 	@test -n "$(PYTHON)" || { echo "Python 3.11+ is required" >&2; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(APP_STAMP): pyproject.toml $(DEV_LOCK) | $(VENV)/bin/python
+	$(BIN)/python -m pip install --quiet -c $(DEV_LOCK) -e '.[ui]' \
+	|| { echo "warning: $(DEV_LOCK) is stale (run make lock); installing without it" >&2; \
+	     $(BIN)/python -m pip install --quiet -e '.[ui]'; }
+	@touch $(APP_STAMP)
+
+$(STAMP): pyproject.toml $(DEV_LOCK) | $(VENV)/bin/python
 	$(BIN)/python -m pip install --quiet -c $(DEV_LOCK) -e '.[dev]' \
 	|| { echo "warning: $(DEV_LOCK) is stale (run make lock); installing without it" >&2; \
 	     $(BIN)/python -m pip install --quiet -e '.[dev]'; }
-	@touch $(STAMP)
+	@touch $(STAMP) $(APP_STAMP)
 
 lock: $(STAMP)  ## re-resolve requirements/*.txt from pyproject.toml (UPGRADE=1: newest versions)
 	$(BIN)/python -m pip install --quiet 'uv>=0.4'
@@ -31,7 +41,7 @@ lock: $(STAMP)  ## re-resolve requirements/*.txt from pyproject.toml (UPGRADE=1:
 	$(BIN)/uv pip compile pyproject.toml --all-extras --universal \
 		--python-version 3.11 --custom-compile-command "make lock" $(if $(UPGRADE),--upgrade) -o $(DEV_LOCK) --quiet
 
-demo: $(STAMP)  ## run the whole pipeline on embedded defaults (DuckDB + local lake + API simulator)
+demo: $(APP_STAMP)  ## run the whole pipeline on embedded defaults (DuckDB + local lake + API simulator)
 	$(BIN)/company-activity demo
 
 test: lint typecheck unit  ## everything CI runs

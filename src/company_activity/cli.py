@@ -75,14 +75,50 @@ def _date(value: str | None, option: str) -> date | None:
         raise ConfigError(f"{option} {value!r} is not a date (YYYY-MM-DD)") from None
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+#: the group's options that may also stand after the sub-command (`company-activity run --config f.toml`)
+_HOISTED = ("--config", "--log-level", "--log-format")
+
+
+class _Group(click.Group):
+    """A click group whose global options are accepted anywhere on the command line."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, hoist_options(args, _HOISTED))
+
+
+def hoist_options(args: list[str], names: tuple[str, ...]) -> list[str]:
+    """``args`` with ``NAME VALUE`` / ``NAME=VALUE`` of ``names`` moved to the front (in their order).
+
+    Everything after a ``--`` stays where it is.
+    """
+    front: list[str] = []
+    rest: list[str] = []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "--":
+            rest.extend(args[i:])
+            break
+        if arg in names and i + 1 < len(args):
+            front.extend(args[i : i + 2])
+            i += 2
+            continue
+        if arg.split("=", 1)[0] in names and "=" in arg:
+            front.append(arg)
+        else:
+            rest.append(arg)
+        i += 1
+    return front + rest
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.option(
     "--config",
     "config_file",
     type=click.Path(dir_okay=False),
     default=None,
     help="TOML file with settings (lower-case keys without the COMPANY_ACTIVITY_ prefix); "
-    "the environment wins.",
+    "the environment wins. Accepted anywhere on the command line.",
 )
 @click.option(
     "--log-level",

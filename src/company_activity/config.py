@@ -7,7 +7,10 @@ setting (the CLI turns it into exit status 2).
 
 from __future__ import annotations
 
+import difflib
+import os
 import tomllib
+from collections.abc import Iterable, Mapping
 from datetime import date
 from pathlib import Path
 from typing import Any, Literal
@@ -213,8 +216,18 @@ def _setting_name(loc: tuple[int | str, ...], from_file: set[str]) -> str:
 def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Settings:
     """Read settings from the environment and, if given, a TOML file (the environment wins).
 
-    ``overrides`` win over both (used by the CLI and tests). Raises ConfigError naming the setting.
+    ``overrides`` win over both (used by the CLI and tests). Raises ConfigError naming the setting: a bad
+    value, an unknown ``COMPANY_ACTIVITY_*`` variable or TOML key (with a did-you-mean), a secret given
+    twice or a secret file that cannot be read.
+
+    Secrets can come from files: ``COMPANY_ACTIVITY_<NAME>_FILE`` (or ``<name>_file`` in the TOML file)
+    names a file holding the value, and ``COMPANY_ACTIVITY_SECRETS_DIR`` a folder of files named after the
+    settings (``api_client_secret``, ``smtp_url``, …: systemd's ``$CREDENTIALS_DIRECTORY``, mounted
+    container secrets). A value set directly wins over the secrets folder; a value and a ``_FILE`` for the
+    same setting is an error.
     """
+    env = os.environ
+    check_environment(env)
     file_values: dict[str, Any] = {}
     if config_file is not None:
         path = Path(config_file)
@@ -223,14 +236,21 @@ def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Se
                 raw = tomllib.load(fh)
         except FileNotFoundError:
             raise ConfigError(f"config file {path} does not exist") from None
+        except IsADirectoryError:
+            raise ConfigError(f"config file {path} is a folder") from None
+        except PermissionError:
+            raise ConfigError(f"config file {path} cannot be read (permission denied)") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
-        allowed = set(Settings.model_fields)
+        allowed = set(Settings.model_fields) | {f"{name}_file" for name in secret_fields()}
         for key, value in raw.items():
             k = key.lower()
+            if k == "simulator" and isinstance(value, dict):
+                continue  # the [simulator] table belongs to `company-activity simulate-api`
             if k not in allowed:
-                raise ConfigError(f"config file {path}: unknown setting {key!r}")
+                raise ConfigError(f"config file {path}: unknown setting {key!r}{_did_you_mean(k, allowed)}")
             file_values[k] = value
+    file_values = _with_secret_files(file_values, env)
     try:
         settings = Settings(**file_values)
         if overrides:
@@ -243,3 +263,85 @@ def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Se
             problems.append(f"{name}: {err.get('msg', 'invalid value')}")
         raise ConfigError("invalid configuration: " + "; ".join(problems)) from None
     return settings
+
+
+#: variables of the prefix that are not settings: the test suite's own switches
+RESERVED_ENV_PREFIXES = (ENV_PREFIX + "TEST_",)
+SECRETS_DIR_ENV = ENV_PREFIX + "SECRETS_DIR"
+
+
+def secret_fields() -> list[str]:
+    """The settings that hold secrets (and so accept ``_FILE`` variants), except those with their own."""
+    names = []
+    for name, field in Settings.model_fields.items():
+        if "SecretStr" in str(field.annotation) and f"{name}_file" not in Settings.model_fields:
+            names.append(name)
+    return names
+
+
+def known_environment() -> set[str]:
+    """Every ``COMPANY_ACTIVITY_*`` variable a setting is read from."""
+    names = {ENV_PREFIX + name.upper() for name in Settings.model_fields}
+    names |= {ENV_PREFIX + name.upper() + "_FILE" for name in secret_fields()}
+    names.add(SECRETS_DIR_ENV)
+    return names
+
+
+def check_environment(environ: Mapping[str, str]) -> None:
+    """Refuse an unknown ``COMPANY_ACTIVITY_*`` variable, as an unknown TOML key is refused."""
+    known = known_environment()
+    for key in sorted(environ):
+        upper = key.upper()
+        if not upper.startswith(ENV_PREFIX) or upper in known or upper.startswith(RESERVED_ENV_PREFIXES):
+            continue
+        raise ConfigError(f"unknown setting {key} in the environment{_did_you_mean(upper, known)}")
+
+
+def _did_you_mean(name: str, candidates: Iterable[str]) -> str:
+    close = difflib.get_close_matches(name, sorted(candidates), n=1, cutoff=0.75)
+    if not close and name.upper().startswith(ENV_PREFIX):  # API_PAGESIZE -> API_PAGE_SIZE
+        squeezed = {c.replace("_", ""): c for c in candidates}
+        match = squeezed.get(name.replace("_", "").upper()) or squeezed.get(name.replace("_", ""))
+        close = [match] if match else []
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
+def _read_secret_file(setting: str, path: str) -> str:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return fh.read().rstrip("\r\n")
+    except FileNotFoundError:
+        raise ConfigError(f"{setting}: the file {path} does not exist") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{setting}: {path} is a folder, not a file") from None
+    except PermissionError:
+        raise ConfigError(f"{setting}: the file {path} cannot be read (permission denied)") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{setting}: the file {path} cannot be read ({type(exc).__name__})") from None
+
+
+def _with_secret_files(file_values: dict[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
+    """``file_values`` with the secrets that ``_FILE`` settings and the secrets folder name."""
+    values = dict(file_values)
+    upper_env = {k.upper(): v for k, v in environ.items()}
+    secrets_dir = upper_env.get(SECRETS_DIR_ENV)
+    if secrets_dir is not None and not os.path.isdir(secrets_dir):
+        raise ConfigError(f"{SECRETS_DIR_ENV}: {secrets_dir} is not a folder")
+    for name in secret_fields():
+        env_name = ENV_PREFIX + name.upper()
+        env_file = upper_env.get(env_name + "_FILE")
+        toml_file = values.pop(f"{name}_file", None)
+        direct = env_name in upper_env or name in values
+        if env_file is not None:
+            if env_name in upper_env:
+                raise ConfigError(f"{env_name} and {env_name}_FILE are both set: set one of them")
+            values[name] = _read_secret_file(env_name + "_FILE", env_file)
+        elif toml_file is not None:
+            if direct:
+                raise ConfigError(f"{name} and {name}_file are both set: set one of them")
+            values[name] = _read_secret_file(f"{name}_file", str(toml_file))
+        elif secrets_dir is not None and not direct:
+            candidate = os.path.join(secrets_dir, name)
+            if os.path.isfile(candidate):
+                values[name] = _read_secret_file(f"{SECRETS_DIR_ENV} ({name})", candidate)
+    return values

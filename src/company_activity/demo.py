@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
 import sys
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from .config import Settings
 from .logs import configure
 from .pipeline import Pipeline
 from .simulator import SimulatorOptions, SimulatorServer
+from .simulator.cli import default_epoch
 from .storage import open_lake
 
 
@@ -36,8 +38,10 @@ def run_demo(
     shutil.rmtree(lake_root, ignore_errors=True)
     today = base.today or datetime.now(UTC).date()
     first = today - timedelta(days=days)
-    # the synthetic world starts two weeks before the demo's first day, so late joiners show up
-    options = SimulatorOptions(seed=seed, companies=companies, epoch=first - timedelta(days=14), today=today)
+    # the synthetic world starts two weeks before the demo's first day, so late joiners show up; with the
+    # default 14 days it is the world `company-activity simulate-api` serves by default too
+    epoch = min(default_epoch(today), first - timedelta(days=14))
+    options = SimulatorOptions(seed=seed, companies=companies, epoch=epoch, today=today)
     with SimulatorServer(options) as sim:
         last = today - timedelta(days=1)
         lake = open_lake(lake_root)
@@ -85,22 +89,78 @@ def run_demo(
                 echo(f"  … and {len(churn_rows) - 20} more")
         echo("")
         echo(f"{'FAILED' if report.failed else 'OK'}: run {report.run_id}, {len(report.built)} day(s) built")
+        config = write_config(
+            folder, warehouse=warehouse, lake=lake_root, start=first, options=options, settings=base
+        )
         echo(f"warehouse: {warehouse}")
         echo(f"lake:      {lake_root}  (raw API pages under raw/product_usage/, CRM under crm/)")
-        echo("open it:")
-        python = _shown(sys.executable)
-        echo(
-            f"  {python} -c \"import duckdb; duckdb.connect('{warehouse}', read_only=True)"
-            ".sql('from analytics.company_daily_activity order by activity_date desc limit 10').show()\""
-        )
-        echo(f"  COMPANY_ACTIVITY_WAREHOUSE={warehouse} {python} -m company_activity status")
-        echo("see it in a browser: start the web UI, then open http://127.0.0.1:8080/")
-        echo(
-            f"  COMPANY_ACTIVITY_WAREHOUSE={warehouse} COMPANY_ACTIVITY_LAKE={lake_root} "
-            f"{python} -m company_activity serve"
-        )
+        echo(f"settings:  {config}  (the demo's world; every command below reads it)")
+        echo("")
+        ca = f"{_command()} --config {_shown(config)}"
+        echo("carry on from here (each command reads the demo's settings):")
+        echo(f"  each day's status:      {ca} status")
+        echo(f"  what the run did:       {ca} runs show {report.run_id}")
+        echo(f"  the web UI:             {ca} serve   (then open http://127.0.0.1:8080/)")
+        echo(f"  the demo's API again:   {ca} simulate-api &   (the same world, on port {DEMO_PORT})")
+        echo(f"  re-run a day:           {ca} rerun --date {last.isoformat()}   (with that API running)")
     logging.getLogger("company_activity").handlers.clear()
     return report.exit_code
+
+
+#: the port of the demo's API when a user starts it again with `simulate-api --config …`
+DEMO_PORT = 8765
+
+
+def write_config(
+    folder: str, *, warehouse: str, lake: str, start: date, options: SimulatorOptions, settings: Settings
+) -> str:
+    """Write the demo's settings (and its simulator's world) to ``folder/company-activity.toml``."""
+    path = os.path.join(folder, "company-activity.toml")
+    values: dict[str, object] = {
+        "warehouse": warehouse,
+        "lake": lake,
+        "crm_path": settings.crm_path,
+        "api_url": f"http://127.0.0.1:{DEMO_PORT}",
+        "api_client_id": options.client_id,
+        "api_client_secret": options.client_secret,
+        "start_date": start.isoformat(),
+        "api_rate_limit": 100.0,
+    }
+    world: dict[str, object] = {
+        "seed": options.seed,
+        "companies": options.companies,
+        "epoch": options.epoch.isoformat(),
+        "host": "127.0.0.1",
+        "port": DEMO_PORT,
+    }
+    lines = [
+        "# written by `company-activity demo`: the demo's warehouse, lake and API simulator.",
+        "# Start the demo's API with `company-activity simulate-api --config THIS_FILE`, then use",
+        "# `company-activity --config THIS_FILE <command>` (run, rerun, status, runs, serve, …).",
+        *(f"{key} = {_toml(value)}" for key, value in values.items() if value is not None),
+        "",
+        "[simulator]",
+        *(f"{key} = {_toml(value)}" for key, value in world.items()),
+    ]
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write("\n".join(lines) + "\n")
+    return path
+
+
+def _toml(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    return json.dumps(str(value))  # a TOML basic string: the same escapes as JSON
+
+
+def _command() -> str:
+    """How to call company-activity: the console script beside this Python, else ``python -m``."""
+    script = os.path.join(os.path.dirname(sys.executable), "company-activity")
+    if os.path.exists(script):
+        return _shown(script)
+    return f"{_shown(sys.executable)} -m company_activity"
 
 
 def _secret(value: str | None) -> object:

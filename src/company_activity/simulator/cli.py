@@ -2,13 +2,46 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+import tomllib
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
 
 import click
 
 from .server import RETRY_AFTER_STYLES, SimulatorOptions, SimulatorServer, serve
 
-__all__ = ["simulate_api"]
+__all__ = ["WORLD_DAYS", "default_epoch", "simulate_api", "world_from_config"]
+
+#: the synthetic world starts this many days before today (the demo's default: 14 days of history,
+#: whose companies started joining two weeks earlier), so `simulate-api` and `demo` share one world
+WORLD_DAYS = 28
+#: the keys of a config file's ``[simulator]`` table (written by `company-activity demo`)
+WORLD_KEYS = {"seed": int, "companies": int, "epoch": str, "host": str, "port": int}
+
+
+def default_epoch(today: date) -> date:
+    """The start of the synthetic world when none is given: :data:`WORLD_DAYS` before ``today``."""
+    return today - timedelta(days=WORLD_DAYS)
+
+
+def world_from_config(path: str | Path) -> dict[str, Any]:
+    """The ``[simulator]`` table of a TOML config file (``{}`` without one); bad keys are a UsageError."""
+    try:
+        with open(path, "rb") as fh:
+            table = tomllib.load(fh).get("simulator", {})
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise click.UsageError(f"config file {path}: {type(exc).__name__}: {exc}") from None
+    if not isinstance(table, dict):
+        raise click.UsageError(f"config file {path}: [simulator] must be a table")
+    for key, value in table.items():
+        kind = WORLD_KEYS.get(key)
+        if kind is None:
+            raise click.UsageError(f"config file {path}: [simulator] has no setting {key!r}")
+        if not isinstance(value, kind):
+            raise click.UsageError(f"config file {path}: [simulator] {key} must be a {kind.__name__}")
+    return table
+
 
 _DEFAULTS = SimulatorOptions()
 _DATE = click.DateTime(formats=["%Y-%m-%d"])
@@ -39,7 +72,8 @@ def _days(values: tuple[datetime, ...]) -> frozenset[date]:
     "--epoch",
     type=_DATE,
     default=None,
-    help=f"Start of the synthetic world: joiners join in its first 6 weeks [default: {_DEFAULTS.epoch}].",
+    help=f"Start of the synthetic world: joiners join in its first 6 weeks [default: {WORLD_DAYS} days "
+    "before today, the demo's world].",
 )
 @click.option(
     "--today", type=_DATE, default=None, help="Pretend today is YYYY-MM-DD [default: the UTC clock]."
@@ -140,7 +174,23 @@ def _days(values: tuple[datetime, ...]) -> frozenset[date]:
 @click.option(
     "--bad-record-day", "bad_record_days", type=_DATE, multiple=True, help="A day with one invalid record."
 )
+@click.option(
+    "--write-crm",
+    "write_crm",
+    default=None,
+    metavar="LAKE",
+    help="Before serving, write the matching CRM snapshot CSVs into this lake (folder or fsspec URL).",
+)
+@click.option(
+    "--crm-days",
+    default=14,
+    show_default=True,
+    type=click.IntRange(1, 3660),
+    help="With --write-crm: how many days of snapshots, up to yesterday.",
+)
+@click.pass_context
 def simulate_api(
+    ctx: click.Context,
     host: str,
     port: int,
     seed: int,
@@ -169,17 +219,34 @@ def simulate_api(
     revoke_rate: float,
     conflict_days: tuple[datetime, ...],
     bad_record_days: tuple[datetime, ...],
+    write_crm: str | None,
+    crm_days: int,
 ) -> None:
     """Serve the built-in product-usage API simulator (product-usage-api.md) until Ctrl-C.
 
     The data is synthetic and deterministic under --seed; the fault options make the API misbehave the
     way a real one does (5xx, 429 with Retry-After, resets, truncated bodies, revoked tokens, schema drift).
+    With --config FILE, the file's [simulator] table (seed, companies, epoch, host, port: what
+    `company-activity demo` writes) gives the world and the address, unless an option says otherwise.
     """
+    config_file = getattr(ctx.find_root().obj, "config_file", None)
+    world = world_from_config(config_file) if config_file else {}
+
+    def given(name: str) -> bool:
+        return ctx.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT
+
+    seed = seed if given("seed") else int(world.get("seed", seed))
+    companies = companies if given("companies") else int(world.get("companies", companies))
+    host = host if given("host") else str(world.get("host", host))
+    port = port if given("port") else int(world.get("port", port))
+    today_day = _day(today)
+    world_epoch = date.fromisoformat(world["epoch"]) if "epoch" in world else None
+    epoch_day = _day(epoch) or world_epoch or default_epoch(today_day or datetime.now(UTC).date())
     options = SimulatorOptions(
         seed=seed,
         companies=companies,
-        epoch=_day(epoch) or _DEFAULTS.epoch,
-        today=_day(today),
+        epoch=epoch_day,
+        today=today_day,
         retention_days=retention_days,
         not_final_days=_days(not_final),
         client_id=client_id or None,
@@ -208,6 +275,9 @@ def simulate_api(
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
 
+    if write_crm is not None:
+        _write_crm(options, write_crm, crm_days)
+
     def banner(server: SimulatorServer) -> None:
         opts = server.options
         click.echo(f"Product-usage API simulator listening on {server.url}")
@@ -228,3 +298,15 @@ def simulate_api(
     except OSError as exc:
         raise click.ClickException(f"cannot listen on {host}:{port}: {exc}") from None
     click.echo("Simulator stopped.")
+
+
+def _write_crm(options: SimulatorOptions, lake_url: str, days: int) -> None:
+    from ..storage import open_lake
+    from .data import SyntheticData
+
+    data = SyntheticData(seed=options.seed, companies=options.companies, epoch=options.epoch)
+    yesterday = (options.today or datetime.now(UTC).date()) - timedelta(days=1)
+    first = yesterday - timedelta(days=days - 1)
+    lake = open_lake(lake_url)
+    written = data.write_crm_snapshots(lake, [first + timedelta(days=k) for k in range(days)])
+    click.echo(f"wrote {len(written)} CRM snapshots ({first} … {yesterday}) to {lake.url('crm/')}")
