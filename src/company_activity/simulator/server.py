@@ -148,9 +148,13 @@ class SimulatorStats:
             self._resets += 1
             self._by_path[path] += 1
 
-    def record_aborted(self) -> None:
+    def record_aborted(self, path: str, status: int) -> None:
+        """An answer recorded as served that the client left before its end: counted as aborted instead."""
         with self._lock:
             self._aborted += 1
+            self._by_status[status] -= 1
+            self._by_path[path] -= 1
+            self._by_path_status[(path, status)] -= 1
 
     def record_truncated(self) -> None:
         with self._lock:
@@ -368,13 +372,13 @@ class _Handler(BaseHTTPRequestHandler):
             payload = payload[: max(1, int(len(payload) * self.sim._draw_uniform()))]
             self.sim.stats.record_truncated()
         drip = self.sim.options.drip_interval if status == 200 and path == USAGE_PATH else 0.0
+        # counted before the answer goes out, so a client that has read it sees it counted
+        self.sim.stats.record(path, status)
         try:
             self._send(status, payload, headers, drip=drip)
         except OSError:  # the client closed the connection (a dripped body it gave up on)
             self.close_connection = True
-            self.sim.stats.record_aborted()
-            return
-        self.sim.stats.record(path, status)
+            self.sim.stats.record_aborted(path, status)
 
     def _read_body(self) -> bytes:
         length = self.headers.get("Content-Length")
