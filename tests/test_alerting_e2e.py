@@ -176,3 +176,37 @@ def test_volume_drop_alerts_without_blocking_and_blocks_when_configured(
             "select * from analytics.company_daily_activity where activity_date = :d order by 2", {"d": LAST}
         )
     assert after == before
+
+
+def test_a_catch_up_with_many_failures_sends_the_first_at_once_and_one_summary(
+    env: dict[str, str],
+    receiver: Receiver,  # noqa: F811
+    mail: tuple[Mailbox, int],
+) -> None:
+    """Six days without their CRM snapshot: two messages per sink, not one per failure."""
+    broken = days(LAST - timedelta(days=5), LAST)
+    for day in broken:
+        (Path(env["COMPANY_ACTIVITY_LAKE"]) / "crm" / f"crm_daily_{day.isoformat()}.csv").unlink()
+    result = cli(env, "run")
+    assert result.exit_code == 1
+    headings = cards(receiver)
+    assert len(headings) == 2, headings
+    assert "step failure" in headings[0] and "run summary" in headings[1]
+    first = str(receiver.requests[0]["json"])
+    assert broken[0].isoformat() in first and "ingest_crm" in first
+    summary = receiver.requests[1]["json"]["attachments"][0]["content"]
+    text = str(summary)
+    # every other failure is listed with its day, step and rerun command
+    for day in broken[1:]:
+        assert f"{day.isoformat()} ingest_crm" in text
+        assert f"company-activity run --date {day.isoformat()}" in text
+    assert f"{len(broken)} error(s)" in text
+    facts = {
+        f["title"]: f["value"] for b in summary["body"] if b.get("type") == "FactSet" for f in b["facts"]
+    }
+    assert facts["errors"] == str(len(broken))
+    assert len(mail[0].envelopes) == 2
+    assert "run summary" in mail[0].message(1)["Subject"]
+    # the summary line counts errors and warnings apart
+    last_line = result.output.strip().splitlines()[-1]
+    assert last_line.startswith("FAILED:") and f"alerts: {len(broken)} errors, " in last_line

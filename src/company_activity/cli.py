@@ -170,17 +170,22 @@ def _print_report(report: RunReport) -> None:
         _echo("pending (API not final yet): " + ", ".join(d.isoformat() for d in report.pending))
     if report.lost:
         _echo("LOST (outside the API's retention): " + ", ".join(d.isoformat() for d in report.lost))
-    errors = [a for a in report.alerts if a.severity == "error"]
     if report.stopped:
         _echo(
             f"INTERRUPTED ({report.stopped}): {len(report.built)} day(s) built; the day in progress was "
             "left for the next run, which picks up the rest"
         )
         return
-    _echo(
-        f"{'FAILED' if report.failed else 'OK'}: {len(report.built)} day(s) built, "
-        f"{len(errors)} alert(s) sent"
-    )
+    _echo(f"{'FAILED' if report.failed else 'OK'}: {len(report.built)} day(s) built; {alert_counts(report)}")
+
+
+def alert_counts(report: RunReport) -> str:
+    """``alerts: 1 error, 2 warnings`` (``no alerts``): what the run alerted, errors and warnings apart."""
+    errors = sum(1 for a in report.alerts if a.severity == "error")
+    warnings = sum(1 for a in report.alerts if a.severity == "warning")
+    if not errors and not warnings:
+        return "no alerts"
+    return f"alerts: {errors} error{'s' * (errors != 1)}, {warnings} warning{'s' * (warnings != 1)}"
 
 
 Check = Callable[[Settings], None]

@@ -331,7 +331,7 @@ class Pipeline:
         run_id = new_run_id()
         report = RunReport(run_id, command, sorted(days), caught_up=list(catch_up))
         ledger = Ledger(self.wh, run_id)
-        alerter = Alerter(self._sinks)
+        alerter = Alerter(self._sinks, digest=True)  # the first error at once, the rest in one summary
         plan = _Plan(tuple(steps), fetch or self._land_raw, progress, tuple(lost_before), only)
         with self.wh.lock(timeout=self.settings.lock_timeout):
             ledger.start_run(command)
@@ -406,6 +406,7 @@ class Pipeline:
                 log.warning("could not record the interrupted steps", exc_info=True)
             raise
         finally:
+            alerter.flush(report.run_id)
             report.alerts = alerter.sent
             status = "interrupted" if report.stopped else "failed" if report.failed else "succeeded"
             ledger.finish_run(status, _summary(report))

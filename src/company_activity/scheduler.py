@@ -350,13 +350,14 @@ class Scheduler:
             self._run_stop = None
         self.reports.append(report)
         errors = sum(1 for a in report.alerts if a.severity == "error")
+        warnings = sum(1 for a in report.alerts if a.severity == "warning")
         log.info(
             "run %s %s: %d day(s) built%s%s",
             report.run_id,
             "FAILED" if report.failed else "OK",
             len(report.built),
             f", caught up {len(report.caught_up)}" if report.caught_up else "",
-            f", {errors} alert(s) sent" if errors else "",
+            f"; alerts: {errors} error(s), {warnings} warning(s)" if errors or warnings else "",
         )
         return report
 

@@ -249,18 +249,27 @@ class Alerter:
 
     ``sent`` lists the alerts (each once), ``failures`` the deliveries that failed. ``send`` never raises
     an ``Exception``: the failure being reported stays the run's outcome.
+
+    With ``digest=True`` (a pipeline run) people get at most two messages per run and sink: the run's
+    first error at once, and at the end (:meth:`flush`) one summary that lists every other alert of the
+    run, each with its day, step and rerun command. The log sink still writes every alert as it happens.
     """
 
-    def __init__(self, sinks: Sequence[AlertSink]):
+    def __init__(self, sinks: Sequence[AlertSink], *, digest: bool = False):
         self.sinks = list(sinks)
         self.sent: list[Alert] = []
         self.failures: list[DeliveryFailure] = []
+        self.digest = digest
+        self.summary: Alert | None = None
+        self._held: list[Alert] = []
+        self._first_error_sent = False
         self._keys: set[tuple[str, str | None, str | None]] = set()
 
     def send(self, alert: Alert) -> bool:
         """Deliver ``alert`` to every sink unless it was sent already in this run.
 
-        Returns whether it was sent now (False for a duplicate).
+        Returns whether it was taken now (False for a duplicate). In digest mode an alert other than the
+        run's first error is held for the summary (the log sink writes it at once).
         """
         if alert.key in self._keys:
             log.debug("alert %r for %s already sent in this run", alert.title, alert.key)
@@ -268,18 +277,58 @@ class Alerter:
         self._keys.add(alert.key)
         alert = redacted(alert)
         self.sent.append(alert)
-        for sink in self.sinks:
+        if not self.digest:
+            self._deliver(alert, self.sinks)
+            return True
+        self._deliver(alert, [s for s in self.sinks if s.name == LogSink.name])
+        if alert.severity == "error" and not self._first_error_sent:
+            self._first_error_sent = True
+            self._deliver(alert, self._remote)
+        else:
+            self._held.append(alert)
+        return True
+
+    def flush(self, run_id: str) -> Alert | None:
+        """Send the run's summary of the held alerts to the sinks other than the log (digest mode).
+
+        One held alert is sent as it is; several as one "run summary". Returns what was sent.
+        """
+        held, self._held = self._held, []
+        if not held or not self._remote:
+            return None
+        if len(held) == 1:  # a group of one is the alert itself
+            self._deliver(held[0], self._remote)
+            return held[0]
+        counts = _counts(self.sent)
+        summary = redacted(run_summary_alert(run_id, held, counts, first_error_sent=self._first_error_sent))
+        self.summary = summary
+        self._deliver(summary, self._remote)
+        return summary
+
+    @property
+    def errors(self) -> int:
+        return sum(1 for a in self.sent if a.severity == "error")
+
+    @property
+    def warnings(self) -> int:
+        return sum(1 for a in self.sent if a.severity == "warning")
+
+    @property
+    def delivery_failed(self) -> bool:
+        return bool(self.failures)
+
+    @property
+    def _remote(self) -> list[AlertSink]:
+        return [s for s in self.sinks if s.name != LogSink.name]
+
+    def _deliver(self, alert: Alert, sinks: Sequence[AlertSink]) -> None:
+        for sink in sinks:
             try:
                 sink.send(alert)
             except AlertDeliveryError as exc:
                 self._failed(sink, alert, str(exc))
             except Exception as exc:  # a broken sink must not mask the failure being reported
                 self._failed(sink, alert, describe_error(exc), exc_info=True)
-        return True
-
-    @property
-    def delivery_failed(self) -> bool:
-        return bool(self.failures)
 
     def _failed(self, sink: AlertSink, alert: Alert, error: str, *, exc_info: bool = False) -> None:
         self.failures.append(DeliveryFailure(sink.name, alert, error))
@@ -290,6 +339,53 @@ class Alerter:
             error,
             exc_info=exc_info,
         )
+
+
+#: lines a run summary lists at most (a Teams card shows about 3,000 characters)
+SUMMARY_LINES = 25
+
+
+def _counts(alerts: Sequence[Alert]) -> dict[str, int]:
+    counts = {"error": 0, "warning": 0, "info": 0}
+    for a in alerts:
+        counts[a.severity] += 1
+    return counts
+
+
+def run_summary_alert(
+    run_id: str, held: Sequence[Alert], counts: dict[str, int], *, first_error_sent: bool
+) -> Alert:
+    """One alert that lists ``held`` (each with its day, step and rerun command), most severe first."""
+    rank = {"error": 0, "warning": 1, "info": 2}
+    ordered = sorted(held, key=lambda a: (rank[a.severity], a.day or date.min, a.step or ""))
+    lines = [_summary_line(a) for a in ordered[:SUMMARY_LINES]]
+    if len(ordered) > SUMMARY_LINES:
+        lines.append(f"… and {len(ordered) - SUMMARY_LINES} more: company-activity runs show {run_id}")
+    worst = ordered[0].severity if ordered else "info"
+    if first_error_sent:
+        worst = "error"
+    parts = [f"{counts['error']} error(s)", f"{counts['warning']} warning(s)"]
+    if counts["info"]:
+        parts.append(f"{counts['info']} notice(s)")
+    intro = "this run: " + ", ".join(parts)
+    if first_error_sent:
+        intro += " (the first error was sent on its own)"
+    return Alert(
+        worst,
+        "run summary",
+        intro + "\n" + "\n".join(lines),
+        run_id,
+        figures={"errors": str(counts["error"]), "warnings": str(counts["warning"])},
+    )
+
+
+def _summary_line(alert: Alert) -> str:
+    where = " ".join(x for x in (alert.day.isoformat() if alert.day else "", alert.step or "") if x)
+    line = f"- {alert.label} {alert.title}" + (f" ({where})" if where else "") + ": "
+    line += _shorten(alert.message, 200)
+    if alert.rerun:
+        line += f" — rerun: {alert.rerun}"
+    return line
 
 
 def _shorten(text: str, limit: int) -> str:
@@ -309,4 +405,5 @@ __all__ = [
     "Severity",
     "describe_error",
     "recovered_alert",
+    "run_summary_alert",
 ]

@@ -45,7 +45,8 @@ def adaptive_card(alert: Alert, *, run_url: str | None = None) -> dict[str, Any]
     ]
     if where:
         body.append({"type": "TextBlock", "text": where, "isSubtle": True, "spacing": "None", "wrap": True})
-    body.append({"type": "TextBlock", "text": _truncate(alert.message), "wrap": True})
+    # a line break on a card takes a blank line (Adaptive Card markdown)
+    body.append({"type": "TextBlock", "text": _truncate(alert.message).replace("\n", "\n\n"), "wrap": True})
     body.append(
         {
             "type": "FactSet",
