@@ -124,3 +124,48 @@ def test_runs_never_creates_a_warehouse(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert f"no warehouse at {target}" in result.stderr
     assert not (tmp_path / "absent").exists()
+
+
+def test_status_reads_only_and_tells_no_warehouse_from_an_empty_window(
+    history: dict[str, str], tmp_path: Path
+) -> None:
+    absent = tmp_path / "nothing" / "wh.duckdb"
+    none = company_activity({"COMPANY_ACTIVITY_WAREHOUSE": str(absent)}, "status")
+    assert none.returncode == 1 and f"no warehouse at {absent}" in none.stderr
+    assert not (tmp_path / "nothing").exists()
+    # the history's days are 11-04 ... 11-06; a window of one day before "today" 11-12 holds none of them
+    empty = company_activity(history, "status", "--days", "1")
+    assert empty.returncode == 0
+    assert empty.stdout.strip() == (
+        "no runs touched the last 1 day(s) (2 run(s) recorded; the newest day any run touched is 2026-11-06)"
+    )
+
+
+def test_status_rows_agree_with_the_calendar_and_name_the_failing_step(history: dict[str, str]) -> None:
+    shown = company_activity(history, "status", "--days", "10")
+    assert shown.returncode == 0, shown.stderr
+    lines = shown.stdout.splitlines()
+    (failed,) = [ln for ln in lines if ln.startswith("2026-11-06")]
+    assert failed.startswith("2026-11-06 ✗")
+    assert "   6✗" in shown.stdout  # the calendar says the same
+    note = lines[lines.index(failed) + 1]
+    assert note.strip().startswith("failed at ingest_crm;") and "missing" in note
+    rows = json.loads(company_activity(history, "status", "--days", "10", "--json").stdout)
+    by_day = {r["day"]: r for r in rows}
+    assert by_day["2026-11-06"]["failed_step"] == "ingest_crm"
+    assert by_day["2026-11-05"]["failed_step"] is None and by_day["2026-11-05"]["duration_s"] >= 0
+    assert by_day["2026-11-05"]["last_run_id"] != by_day["2026-11-06"]["last_run_id"]
+
+
+def test_status_of_one_day(history: dict[str, str]) -> None:
+    text = company_activity(history, "status", "--day", "2026-11-06")
+    assert text.returncode == 0, text.stderr
+    assert text.stdout.startswith("company-activity status --day 2026-11-06\n")
+    assert "CRM snapshot: missing" in text.stdout and "usage: complete" in text.stdout
+    data = json.loads(company_activity(history, "status", "--day", "2026-11-06", "--json").stdout)
+    assert data["crm"]["status"] == "missing" and data["usage"]["status"] == "complete"
+    assert [s["step"] for s in data["steps"]][-1] == "ingest_crm"
+    assert {s["status"] for s in data["steps"] if s["step"] == "ingest_crm"} == {"failed"}
+    assert {c["check"] for c in data["checks"]} >= {"crm_row_count"}
+    bad = company_activity(history, "status", "--day", "11/06/2026")
+    assert bad.returncode == 2 and "--day '11/06/2026' is not a date" in bad.stderr

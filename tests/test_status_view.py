@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -137,49 +137,78 @@ def test_by_default_the_calendar_spans_the_rows() -> None:
 def test_the_table_rows() -> None:
     text = plain(width=200)
     assert (
-        "day         crm          rows  usage       records  build       rows churn  checks / last error"
+        "day           crm          rows  usage       records  build       rows churn  last run (UTC)    took"
         in text
     )
+    # each line starts with the day's level: the same symbol as the calendar
     assert line_of(text, "2026-10-29") == (
-        "2026-10-29  ✓ loaded     1950  ✓ complete     1496  ✓ built     1950    10  ok"
+        "2026-10-29 ✓  ✓ loaded     1950  ✓ complete     1496  ✓ built     1950    10"
     )
     assert line_of(text, "2026-11-05") == (
-        "2026-11-05  ✓ loaded     1950  … pending         -  · -            -     -  "
-        "usage for 2026-11-05 is not final yet (409 date_not_final)"
+        "2026-11-05 …  ✓ loaded     1950  … pending         -  · -            -     -"
     )
-    assert line_of(text, "2026-11-03").endswith("volume_usage:warn; 3 CRM rows rejected")
-    assert line_of(text, "2026-11-03").startswith("2026-11-03  ! loaded")
+    lines = text.splitlines()
+    shown = {r["day"].isoformat() for r in ROWS}
+    below = {ln[:10]: nxt for ln, nxt in zip(lines, [*lines[1:], ""], strict=True) if ln[:10] in shown}
+    assert below["2026-11-05"] == "              usage for 2026-11-05 is not final yet (409 date_not_final)"
+    assert below["2026-11-03"] == "              checks volume_usage:warn; 3 CRM rows rejected"
+    assert line_of(text, "2026-11-03").startswith("2026-11-03 !  ! loaded")
     two = line_of(text, "2026-11-02")
-    assert "✗ failed" in two
-    assert two.endswith(
-        "grain_unique:fail, missing_from_crm:warn; quality check failed: grain_unique: 3 duplicate keys"
+    assert two.startswith("2026-11-02 ✗") and "✗ failed" in two
+    assert below["2026-11-02"] == (
+        "              checks grain_unique:fail, missing_from_crm:warn; quality check failed: grain_unique: "
+        "3 duplicate keys"
     )
-    assert "⊘ lost" in line_of(text, "2026-10-30")
+    assert line_of(text, "2026-10-30").startswith("2026-10-30 ⊘") and "⊘ lost" in line_of(text, "2026-10-30")
     assert "✗ missing       -" in line_of(text, "2026-11-04")
     # newest first
-    days = [ln[:10] for ln in text.splitlines() if ln[:4] == "2026" and ln[4] == "-" and ln[7] == "-"]
+    days = [ln[:10] for ln in lines if ln[:4] == "2026" and ln[4] == "-" and ln[7] == "-"]
     assert days == ["2026-11-05", "2026-11-04", "2026-11-03", "2026-11-02", "2026-10-30", "2026-10-29"]
 
 
-@pytest.mark.parametrize("width", [100, 120])
-def test_long_errors_are_truncated_to_the_width(width: int) -> None:
+def test_a_day_whose_steps_are_ok_but_a_check_failed_says_so_on_its_line() -> None:
+    """The calendar's ✗ and the row agree: the row carries the day's level and names what failed."""
+    rows = [row(date(2026, 11, 6), checks="grain_unique:fail", failed_step="build", last_error="kept out")]
+    text = render_calendar(rows, color=False, width=120)
+    assert "   6✗" in text
+    assert line_of(text, "2026-11-06").startswith("2026-11-06 ✗")
+    assert "failed at build; checks grain_unique:fail; kept out" in text
+
+
+def test_the_last_run_and_its_duration() -> None:
+    rows = [
+        row(date(2026, 11, 6), last_run_at=datetime(2026, 11, 7, 0, 0, 3), duration_s=4.25),
+        row(date(2026, 11, 5), last_run_at=datetime(2026, 11, 6, 0, 0, 1), duration_s=None),
+        row(date(2026, 11, 4), last_run_at=datetime(2026, 11, 5, 0, 0, 1), duration_s=3725.0),
+    ]
+    wide = render_calendar(rows, color=False, width=120)
+    assert line_of(wide, "2026-11-06").endswith("11-07 00:00:03    4.2s")
+    assert line_of(wide, "2026-11-05").endswith("11-06 00:00:01 running")
+    assert line_of(wide, "2026-11-04").endswith("11-05 00:00:01   1h02m")
+    narrow = render_calendar(rows, color=False, width=80).splitlines()
+    assert all(len(ln) <= 80 for ln in narrow)
+    i = narrow.index(line_of("\n".join(narrow), "2026-11-06"))
+    assert narrow[i + 1] == "              last run 11-07 00:00:03 4.2s"
+
+
+@pytest.mark.parametrize("width", [80, 100, 120])
+def test_long_errors_wrap_to_the_width_and_point_to_the_day(width: int) -> None:
     text = plain(width=width)
-    line = line_of(text, "2026-11-04")
-    assert len(line) == width
-    assert line.endswith("…")
-    assert line.startswith("2026-11-04  ✗ missing       -  ✓ complete     1503  ✓ built     1950    12  ")
-    assert "  missing_from_crm:warn; " in line
-    assert all(len(ln) <= width for ln in text.splitlines())
+    lines = text.splitlines()
+    i = lines.index(line_of(text, "2026-11-04"))
+    notes = lines[i + 1 : i + 4]
+    assert all(ln.startswith(" " * 14) for ln in notes)
+    assert notes[0].strip().startswith("checks missing_from_crm:warn; CRM snapshot")
+    assert notes[-1].endswith("… (company-activity status --day 2026-11-04)")
+    assert not lines[i + 4].startswith(" ")  # three lines at most
+    assert all(len(ln) <= width for ln in lines)
+    assert "file:///lake/crm/crm" in " ".join(notes)  # wrapped, not cut at the first line
 
 
-def test_a_narrow_terminal_puts_the_notes_on_their_own_line() -> None:
+def test_an_ok_day_has_no_notes_line() -> None:
     lines = plain(width=80).splitlines()
-    i = lines.index(line_of("\n".join(lines), "2026-11-04"))
-    assert lines[i + 1].startswith("            missing_from_crm:warn; CRM snapshot")
-    assert all(len(ln) <= 80 for ln in lines)
-    assert "checks / last error" not in "\n".join(lines)
     ok_line = lines.index(line_of("\n".join(lines), "2026-10-29"))
-    assert ok_line == len(lines) - 1  # an ok day has no notes line
+    assert ok_line == len(lines) - 1
 
 
 def test_ascii_only() -> None:
@@ -205,7 +234,7 @@ def test_no_rows() -> None:
 
 def test_rows_from_json_and_unknown_keys() -> None:
     text = render_calendar([{"day": "2026-11-05", "usage_status": "complete"}], color=False)
-    assert "2026-11-05  · -             -  ✓ complete        -  · -            -     -  ok" in text
+    assert "2026-11-05 ✓  · -             -  ✓ complete        -  · -            -     -\n" in text
 
 
 # == JSON ==================================================================================================

@@ -12,7 +12,7 @@ import shutil
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import click
@@ -396,24 +396,47 @@ def build(ctx: click.Context, start: str, end: str) -> None:
     type=click.IntRange(1, 3660),
     help="How many days back from today.",
 )
+@click.option("--day", "one_day", default=None, metavar="YYYY-MM-DD", help="Everything about one day.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @click.pass_context
-def status(ctx: click.Context, days: int, as_json: bool) -> None:
-    """Per day: CRM, usage and build status, row counts, quality results, last error.
+def status(ctx: click.Context, days: int, one_day: str | None, as_json: bool) -> None:
+    """Per day: CRM, usage and build status, row counts, quality results, last error, last run.
+
+    Reads only: it never creates or migrates a warehouse.
 
     \b
-    Example:
+    Examples:
         company-activity status --days 7
+        company-activity status --day 2026-11-21
     """
-    with _errors(), _pipeline(ctx) as pipeline:
-        rows = pipeline.status(days)
-        today = pipeline.today()
-        latest = pipeline.latest_run()
+    from .run_status import day_detail, latest_day, latest_run, status_rows
+    from .runs_view import count_runs
+    from .status_view import day_json, render_day
+
+    with _errors():
+        day = _date(one_day, "--day")
+        with _reader(ctx) as wh:
+            settings = ctx.obj.settings()
+            today = settings.today or datetime.now(UTC).date()
+            if day is not None:
+                detail = day_detail(wh, day)
+            else:
+                rows = status_rows(wh, today, days)
+                latest = latest_run(wh)
+                recorded = count_runs(wh) if not rows else len(rows)
+                newest = latest_day(wh) if not rows else None
+    if day is not None:
+        click.echo(day_json(detail) if as_json else render_day(detail), nl=as_json)
+        return
     if as_json:
         click.echo(render_json(rows))
         return
     if not rows:
-        click.echo("no runs recorded yet")
+        if not recorded:
+            click.echo("no runs recorded yet")
+        else:
+            hint = f"; the newest day any run touched is {newest.isoformat()}" if newest else ""
+            click.echo(f"no runs touched the last {days} day(s) ({recorded} run(s) recorded{hint})")
         return
     width = shutil.get_terminal_size((100, 24)).columns
     click.echo(render_calendar(rows, width=width, start=today - timedelta(days=days), end=today), nl=False)
@@ -554,6 +577,7 @@ def runs_show(ctx: click.Context, run_id: str, as_json: bool) -> None:
 def _reader(ctx: click.Context) -> Iterator[Warehouse]:
     """A read-only connection to the configured warehouse; creates nothing."""
     settings = ctx.obj.settings()
+    check_settings(settings, needs_api=False)  # the whole configuration, before anything is opened
     _setup_logging(settings)
     wh = connect(settings.warehouse, lock_timeout=settings.lock_timeout, read_only=True)
     try:

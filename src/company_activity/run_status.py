@@ -12,7 +12,10 @@ from typing import Any
 
 from .warehouse import Warehouse
 
-__all__ = ["latest_run", "status_rows"]
+__all__ = ["day_detail", "latest_run", "status_rows"]
+
+#: the master pipeline's steps, in order (the failing step named is the first that failed)
+_STEP_ORDER = ("ingest_crm", "ingest_usage", "build")
 
 _COLUMNS = [
     "day",
@@ -48,8 +51,66 @@ def status_rows(wh: Warehouse, today: date, days: int) -> list[dict[str, Any]]:
         if status != "pass":
             checks.setdefault(day, []).append(f"{name}:{status}")
     to_build = {r[0] for r in wh.run("ops.sql", "stale_built_days")}
+    runs = _latest_runs(wh, start, end)
     for row in out:
         row["checks"] = ", ".join(checks.get(row["day"], [])) or "ok"
         if row["day"] in to_build and row["build_status"] in ("built", None):
             row["build_status"] = "stale" if row["build_status"] == "built" else "not built"
+        row.update(runs.get(row["day"], {"last_run_id": None, "last_run_at": None, "duration_s": None}))
+        row.setdefault("failed_step", None)
     return out
+
+
+def _latest_runs(wh: Warehouse, start: date, end: date) -> dict[date, dict[str, Any]]:
+    """Per day: the latest run that had a step on it, when its steps of the day began, how long they took
+    (None while one is still running), and the first of them that failed."""
+    steps: dict[date, list[tuple[Any, ...]]] = {}
+    for row in wh.run("status.sql", "day_steps_of_latest_runs", {"start_day": start, "end_day": end}):
+        steps.setdefault(row[0], []).append(row)
+    out: dict[date, dict[str, Any]] = {}
+    for day, rows in steps.items():
+        began = min(r[4] for r in rows)
+        ends = [r[5] for r in rows]
+        failed = sorted(
+            (r[2] for r in rows if r[3] in ("failed", "interrupted")),
+            key=lambda step: _STEP_ORDER.index(step) if step in _STEP_ORDER else len(_STEP_ORDER),
+        )
+        out[day] = {
+            "last_run_id": rows[0][1],
+            "last_run_at": began,
+            "duration_s": None if None in ends else round((max(ends) - began).total_seconds(), 3),
+            "failed_step": failed[0] if failed else None,
+        }
+    return out
+
+
+def day_detail(wh: Warehouse, day: date, *, history: int = 20) -> dict[str, Any]:
+    """Everything run state knows of one day: CRM, usage, build, checks, and the steps of every run."""
+
+    def one(name: str, cols: str) -> dict[str, Any] | None:
+        rows = wh.run("status.sql", name, {"day": day})
+        return dict(zip(cols.split(), rows[0], strict=True)) if rows else None
+
+    crm = one("day_crm", "status rows rejected duplicates extra_columns source_file loaded_at last_error")
+    usage = one("day_usage", "status records pages raw_run_id schema_drift completed_at last_error")
+    build = one("day_build", "status rows churn_risk missing_crm crm_snapshot_date built_at last_error")
+    if build is not None and day in {r[0] for r in wh.run("ops.sql", "stale_built_days")}:
+        build["status"] = "stale" if build["status"] == "built" else build["status"]
+    check_cols = ["check", "status", "blocking", "observed", "threshold", "details", "run_id"]
+    checks = [dict(zip(check_cols, r, strict=True)) for r in wh.run("status.sql", "day_checks", {"day": day})]
+    steps = [
+        dict(
+            zip(
+                ["run_id", "command", "step", "status", "started_at", "finished_at", "rows", "message"],
+                r,
+                strict=True,
+            )
+        )
+        for r in wh.run("status.sql", "day_history", {"day": day, "row_limit": history})
+    ]
+    return {"day": day, "crm": crm, "usage": usage, "build": build, "checks": checks, "steps": steps}
+
+
+def latest_day(wh: Warehouse) -> date | None:
+    value = wh.scalar("status.sql", "latest_run_day")
+    return value if isinstance(value, date) else None

@@ -9,6 +9,7 @@ treated as unknown. Colours come from ``click.style``; ``click.echo`` drops them
 from __future__ import annotations
 
 import json
+import textwrap
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -103,14 +104,15 @@ _NAMED: tuple[tuple[Level, str], ...] = (
     ("lost", "lost"),
     ("none", "no data"),
 )
-# day  crm(status rows)  usage(status records)  build(status rows churn)  notes
+# day + its level, then crm(status rows)  usage(status records)  build(status rows churn)  [last run]
 _HEAD = (
-    f"{'day':<10}  {'crm':<9} {'rows':>7}  {'usage':<10} {'records':>8}  {'build':<8} {'rows':>7} "
-    f"{'churn':>5}  "
+    f"{'day':<12}  {'crm':<9} {'rows':>7}  {'usage':<10} {'records':>8}  {'build':<8} {'rows':>7} "
+    f"{'churn':>5}"
 )
-_NOTES = "checks / last error"
-_MIN_NOTES = 24  # narrower than this, the notes go on a line of their own
-_INDENT = " " * 12
+_RUN_HEAD = f"  {'last run (UTC)':<14} {'took':>7}"
+_INDENT = " " * 14
+#: wrapped note lines shown per day at most; the rest is for `status --day D`
+NOTE_LINES = 3
 
 
 def render_calendar(
@@ -174,31 +176,64 @@ def render_calendar(
     out.append("  ".join(f"{sym(level)} {name}" for level, name in _NAMED))
     out.append("")
 
-    # -- the table ------------------------------------------------------------------------------------------
-    room = width - len(_HEAD)
-    inline = width <= 0 or room >= _MIN_NOTES
-    out.append((_HEAD + _NOTES) if inline else _HEAD.rstrip())
+    # -- the table: each day's steps, then what made it fail or warn, wrapped ------------------------------
+    with_run = width <= 0 or width >= len(_HEAD) + len(_RUN_HEAD)
+    out.append(_HEAD + (_RUN_HEAD if with_run else ""))
     for d in shown:
         r = by_day[d]
         lv = step_levels(r)
+        level = day_level(r)
         line = (
-            f"{d.isoformat():<10}  "
+            f"{d.isoformat():<10} {sym(level)}  "
             f"{sym(lv['crm'])} {sym(lv['crm'], _cell(r.get('crm_status'), 7, ell))} "
             f"{_n(r.get('crm_rows')):>7}  "
             f"{sym(lv['usage'])} {sym(lv['usage'], _cell(r.get('usage_status'), 8, ell))} "
             f"{_n(r.get('usage_records')):>8}  "
             f"{sym(lv['build'])} {sym(lv['build'], _cell(r.get('build_status'), 6, ell))} "
-            f"{_n(r.get('build_rows')):>7} {_n(r.get('churn_risk')):>5}  "
+            f"{_n(r.get('build_rows')):>7} {_n(r.get('churn_risk')):>5}"
         )
+        run = _last_run(r)
+        if with_run and run:
+            line += "  " + run
+        out.append(line.rstrip())
         notes = _notes(r)
-        if inline:
-            text = notes if width <= 0 else _truncate(notes, room, ell)
-            out.append(line + (sym(day_level(r), text) if notes != "ok" else text))
-        else:
-            out.append(line.rstrip())
-            if notes != "ok":
-                out.append(_INDENT + sym(day_level(r), _truncate(notes, max(width - len(_INDENT), 10), ell)))
+        if not with_run and run:
+            notes = (notes + "; " if notes else "") + "last run " + " ".join(run.split())
+        if notes:
+            out.extend(_wrapped(notes, d, width, lambda text, lvl=level: sym(lvl, text), ell))
     return "\n".join(out) + "\n"
+
+
+def _wrapped(notes: str, day: date, width: int, style: Any, ell: str) -> list[str]:
+    """``notes`` under the day's line, wrapped to ``width``; past NOTE_LINES lines, a pointer to --day."""
+    room = max((width if width > 0 else 100) - len(_INDENT), 20)
+    lines = textwrap.wrap(notes, room, break_long_words=True, break_on_hyphens=False)
+    if len(lines) > NOTE_LINES:
+        more = f"{ell} (company-activity status --day {day.isoformat()})"
+        lines = lines[:NOTE_LINES]
+        lines[-1] = _truncate(lines[-1], max(room - len(more) - 1, 10), ell).rstrip(ell) + " " + more
+    return [_INDENT + style(line) for line in lines]
+
+
+def _last_run(row: Mapping[str, Any]) -> str:
+    """``11-28 00:00:03    4.2s``: when the day's latest run began its steps, and how long they took."""
+    at = row.get("last_run_at")
+    if at is None:
+        return ""
+    when = at.strftime("%m-%d %H:%M:%S") if isinstance(at, datetime) else str(at)[5:19]
+    took = row.get("duration_s")
+    return f"{when:<14} {_duration(took):>7}"
+
+
+def _duration(seconds: object) -> str:
+    if seconds is None:
+        return "running"
+    value = float(str(seconds))
+    if value < 60:
+        return f"{value:.1f}s"
+    minutes, secs = divmod(round(value), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
 
 
 def render_json(rows: Sequence[Mapping[str, Any]]) -> str:
@@ -215,18 +250,24 @@ def render_json(rows: Sequence[Mapping[str, Any]]) -> str:
 
 
 def _notes(row: Mapping[str, Any]) -> str:
-    """The failed/warning checks, rejected CRM rows and the last error of a day, or ``ok``."""
+    """What made a day fail or warn: the failing step, failed/warning checks, rejected CRM rows, the last
+    error; empty for a day that is ok."""
     parts = []
+    failed = row.get("failed_step")
+    if failed:
+        parts.append(f"failed at {failed}")
+    elif step_levels(row)["build"] == "warning" and row.get("build_status") in ("stale", "not built"):
+        parts.append(f"{row.get('build_status')}: the next run builds it")
     checks = str(row.get("checks") or "")
     if checks and checks != "ok":
-        parts.append(checks)
+        parts.append("checks " + checks)
     rejected = row.get("crm_rejected") or 0
     if rejected:
         parts.append(f"{rejected} CRM row{'s' if rejected != 1 else ''} rejected")
     error = row.get("last_error")
     if error:
         parts.append(" ".join(str(error).split()))
-    return "; ".join(parts) or "ok"
+    return "; ".join(parts)
 
 
 def _cell(status: object, width: int, ell: str) -> str:
@@ -258,3 +299,64 @@ def _jsonable(value: object) -> Any:
     if value is None or isinstance(value, str | int | float | bool):
         return value
     return str(value)
+
+
+# -- one day: `status --day D` ------------------------------------------------------------------------------
+def render_day(detail: Mapping[str, Any]) -> str:
+    """Everything run state holds about one day (:func:`company_activity.run_status.day_detail`)."""
+    day = detail["day"]
+    out = [f"company-activity status --day {day.isoformat()}", ""]
+    for title, part in (
+        ("CRM snapshot", detail["crm"]),
+        ("usage", detail["usage"]),
+        ("build", detail["build"]),
+    ):
+        if part is None:
+            out.append(f"{title}: nothing recorded")
+            continue
+        facts = ", ".join(f"{k.replace('_', ' ')} {_fact(v)}" for k, v in part.items() if k != "status" and v)
+        out.append(f"{title}: {part['status']}" + (f" ({facts})" if facts else ""))
+    checks = detail["checks"]
+    out.append("")
+    out.append("checks (latest result of each):" if checks else "checks: none recorded")
+    for c in checks:
+        blocking = " blocking" if c["blocking"] else ""
+        out.append(f"  {c['status']:<5} {c['check']}{blocking}: {' '.join(str(c['details'] or '').split())}")
+    steps = detail["steps"]
+    out.append("")
+    out.append("steps, newest first:" if steps else "steps: none recorded")
+    for s in steps:
+        took = (
+            _duration((s["finished_at"] - s["started_at"]).total_seconds())
+            if s["finished_at"] is not None
+            else "running"
+        )
+        rows = f" rows={s['rows']}" if s["rows"] is not None else ""
+        out.append(
+            f"  {_fact(s['started_at'])}  {s['step']:<13} {s['status']:<11} {took:>7}{rows}  "
+            f"run {s['run_id']} ({s['command']})"
+        )
+        if s["message"]:
+            out.extend("      " + line for line in textwrap.wrap(" ".join(str(s["message"]).split()), 100))
+    return "\n".join(out) + "\n"
+
+
+def day_json(detail: Mapping[str, Any]) -> str:
+    """``status --day D --json``: the same facts as :func:`render_day`, as JSON."""
+    return json.dumps(_deep(detail), indent=2, ensure_ascii=False)
+
+
+def _deep(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _deep(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_deep(v) for v in value]
+    return _jsonable(value)
+
+
+def _fact(value: object) -> str:
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M:%S")
+    if isinstance(value, date):
+        return value.isoformat()
+    return " ".join(str(value).split())

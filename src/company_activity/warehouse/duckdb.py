@@ -21,7 +21,7 @@ from typing import Any
 
 import duckdb
 
-from ..errors import ConfigError, WarehouseBusyError, WarehouseError
+from ..errors import ConfigError, StorageError, WarehouseBusyError, WarehouseError
 from . import _PARAM, Params, Row, Warehouse
 
 #: the folder of a DuckDB warehouse's temporary files, next to the database file
@@ -57,6 +57,8 @@ class DuckDBWarehouse(Warehouse):
         )
         if read_only:
             # a reader never creates anything: no folder, no file
+            if os.path.isdir(path):
+                raise StorageError(f"warehouse {path} is a directory, not a DuckDB file", path=path)
             if not os.path.isfile(path):
                 raise WarehouseError(f"no warehouse at {path} (nothing has run against it yet)")
             config["access_mode"] = "READ_ONLY"
