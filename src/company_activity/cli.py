@@ -24,6 +24,7 @@ from .interrupts import EXIT_CODES, exit_now_if_stuck, handle_signals
 from .logs import configure_from_settings
 from .pipeline import Pipeline, RunReport
 from .preflight import check_closed_day, check_range, check_settings
+from .progress_view import RunProgress
 from .redact import redact
 from .simulator.cli import simulate_api
 from .status_view import render_calendar, render_json
@@ -213,15 +214,12 @@ def _execute(
         _setup_logging(settings)
         stop = StopSignal(deadline_seconds=settings.run_deadline)
         try:
-            with handle_signals(stop), Pipeline(settings, stop=stop) as pipeline:
-                if progress_days > 1:
-                    advance, bar = _progress_bar(progress_days, label)
-                    try:
-                        report = action(pipeline, advance)
-                    finally:
-                        bar.__exit__(None, None, None)
-                else:
-                    report = action(pipeline, None)
+            with (
+                handle_signals(stop),
+                Pipeline(settings, stop=stop) as pipeline,
+                RunProgress(progress_days, label=label) as progress,
+            ):
+                report = action(pipeline, progress if progress.enabled else None)
         except KeyboardInterrupt:  # a second signal: stopped at once, the open transaction rolled back
             code = EXIT_CODES.get(stop.reason, EXIT_CODES["SIGINT"])
             click.echo(
@@ -244,23 +242,6 @@ def _required(value: str, option: str) -> date:
     day = _date(value, option)
     assert day is not None
     return day
-
-
-def _progress_bar(total: int, label: str) -> tuple[Callable[[str, date], None], Any]:
-    bar: Any = click.progressbar(
-        length=total,
-        label=label,
-        file=sys.stderr,
-        show_pos=True,
-        show_eta=True,
-        item_show_func=lambda d: d.isoformat() if d else "",
-    )
-    bar.__enter__()
-
-    def advance(_what: str, day: date) -> None:
-        bar.update(1, day)
-
-    return advance, bar
 
 
 @main.command()
@@ -287,7 +268,7 @@ def run(ctx: click.Context, day: str | None) -> None:
         the_day = _date(day, "--date")
     _execute(
         ctx,
-        lambda pipeline, _progress: pipeline.run(day=the_day),
+        lambda pipeline, progress: pipeline.run(day=the_day, progress=progress),
         check=lambda s: check_closed_day(s, the_day, "--date"),
     )
 
@@ -382,7 +363,7 @@ def build(ctx: click.Context, start: str, end: str) -> None:
         s, e = _required(start, "--start"), _required(end, "--end")
     _execute(
         ctx,
-        lambda pipeline, _progress: pipeline.build(s, e),
+        lambda pipeline, progress: pipeline.build(s, e, progress=progress),
         needs_api=False,
         check=lambda settings: check_range(settings, s, e, "--start"),
     )

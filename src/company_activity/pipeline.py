@@ -291,12 +291,12 @@ class Pipeline:
                 return step
         return STEP_BUILD
 
-    def build(self, start: date, end: date) -> RunReport:
+    def build(self, start: date, end: date, *, progress: Progress | None = None) -> RunReport:
         """Rebuild the analytics rows of ``start … end`` from staging, without ingesting anything."""
         return self._run_days(
             self._closed_range(start, end, "--start"),
             command=f"build --start {start.isoformat()} --end {end.isoformat()}",
-            progress=None,
+            progress=progress,
             steps=(STEP_BUILD,),
             only=True,
         )
@@ -376,7 +376,14 @@ class Pipeline:
             self.stop.check()
             if STEP_BUILD in plan.steps or not plan.only:
                 held = self._volume_checks(report, ledger, alerter)
-                self._build(report, ledger, alerter, targets=targets - held, affected=affected - held)
+                self._build(
+                    report,
+                    ledger,
+                    alerter,
+                    targets=targets - held,
+                    affected=affected - held,
+                    progress=plan.progress,
+                )
             if STEP_USAGE in plan.steps or not plan.only:
                 self._retention_warnings(alerter, report)
             if self.stop.requested:  # asked to stop while the last unit of work committed
@@ -881,7 +888,14 @@ class Pipeline:
 
     # -- (3) build ----------------------------------------------------------------------------------------
     def _build(
-        self, report: RunReport, ledger: Ledger, alerter: Alerter, *, targets: set[date], affected: set[date]
+        self,
+        report: RunReport,
+        ledger: Ledger,
+        alerter: Alerter,
+        *,
+        targets: set[date],
+        affected: set[date],
+        progress: Progress | None = None,
     ) -> None:
         horizon = self.today() - timedelta(days=1)
         affected |= {r[0] for r in self.wh.run("ops.sql", "stale_built_days")}
@@ -964,6 +978,8 @@ class Pipeline:
                     continue
                 b = by_day.get(day, transform.DayBuild(day, 0, 0, 0))
                 report.built.append(b)
+                if progress is not None:
+                    progress("built", day)
                 notes = self._build_notes(day, b, checks, alerter, report.run_id)
                 outcome = StepOutcome(
                     STEP_BUILD,
