@@ -125,7 +125,7 @@ def child_ingest(days: list[date]) -> dict[str, Any]:
     from company_activity.config import load_settings
     from company_activity.logs import configure_from_settings
     from company_activity.pipeline import Pipeline, RunReport
-    from company_activity.runs import Ledger, new_run_id
+    from company_activity.state import Ledger, new_run_id
 
     settings = load_settings(None)
     configure_from_settings(settings)

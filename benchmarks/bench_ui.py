@@ -2,7 +2,7 @@
 
 Fills a fresh warehouse (staging generated in SQL: usage for ~60% of the companies each day, and one
 company in 20 silent for its last 30 days, so the churn list has ~5% of them), builds every day through
-``transform.build_segment`` (which also fills the marts and the daily summary), records the days in
+``warehouse.build.build_segment`` (which also fills the marts and the daily summary), records the days in
 ``ops.build_days`` and one run with a step per day in ``ops.run_steps``, then serves the UI on a loopback
 port and times each page (the median of ``--repeat`` requests, after one warm-up request). Run by hand,
 never by `make test`:
@@ -26,9 +26,10 @@ from datetime import date, datetime, timedelta
 
 import httpx
 
-from company_activity import transform
 from company_activity.config import load_settings
+from company_activity.state import RunStateStore
 from company_activity.warehouse import Warehouse, connect
+from company_activity.warehouse.build import build_segment
 from company_activity.web.server import BackgroundServer
 
 START = date(2025, 1, 1)
@@ -77,7 +78,14 @@ def fill(wh: Warehouse, companies: int, days: int) -> None:
 
 def build(wh: Warehouse, days: int) -> None:
     end = START + timedelta(days=days - 1)
-    built, _ = transform.build_segment(wh, START, end, first_usage_day=START, loaded_at=datetime(2026, 1, 1))
+    built, _ = build_segment(
+        wh,
+        START,
+        end,
+        complete_days=RunStateStore(wh).complete_days(START, end),
+        first_usage_day=START,
+        loaded_at=datetime(2026, 1, 1),
+    )
     t0 = datetime(2026, 1, 2)
     with wh.transaction():
         wh.run("ops.sql", "run_start", {"run_id": RUN_ID, "command": "backfill", "started_at": t0})

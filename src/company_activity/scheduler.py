@@ -55,7 +55,7 @@ from .errors import ConfigError, PipelineError, WarehouseBusyError
 from .logs import configure_from_settings
 from .pipeline import Pipeline, RunReport
 from .preflight import check_settings
-from .runs import new_run_id
+from .state.ledger import new_run_id
 from .stopping import StopSignal
 
 log = logging.getLogger("company_activity.scheduler")
