@@ -18,9 +18,9 @@ from typing import Any
 import click
 
 from .config import Settings, load_settings
-from .errors import ConfigError, PipelineError, WarehouseError
-from .failures import as_storage_error
-from .interrupts import EXIT_CODES, exit_now_if_stuck, handle_signals
+from .errors import ConfigError, WarehouseError
+from .exits import EXIT_CODES, exit_on_errors
+from .interrupts import exit_now_if_stuck, handle_signals
 from .logs import configure_from_settings
 from .pipeline import Pipeline, RunReport
 from .preflight import check_closed_day, check_range, check_settings
@@ -29,8 +29,6 @@ from .simulator.cli import simulate_api
 from .status_view import render_calendar, render_json
 from .stopping import StopSignal
 from .warehouse import Warehouse, connect
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
 class _Context:
@@ -50,20 +48,7 @@ def _setup_logging(settings: Settings) -> None:
     configure_from_settings(settings)
 
 
-@contextmanager
-def _errors() -> Iterator[None]:
-    """Map the exception tree to exit codes: ConfigError -> 2, other pipeline errors -> 1."""
-    try:
-        yield
-    except ConfigError as exc:
-        click.echo(redact(f"error: {exc}"), err=True)
-        sys.exit(EXIT_USAGE)
-    except PipelineError as exc:
-        click.echo(redact(f"error: {exc}"), err=True)
-        sys.exit(EXIT_FAILED)
-    except OSError as exc:  # an expected OS error: one line naming the path and the cause
-        click.echo(f"error: {as_storage_error(exc)}", err=True)
-        sys.exit(EXIT_FAILED)
+_errors = exit_on_errors  # the one exit-code map (exits.py)
 
 
 def _date(value: str | None, option: str) -> date | None:
@@ -525,7 +510,7 @@ def _reader(ctx: click.Context) -> Iterator[Warehouse]:
 
 main.add_command(simulate_api)
 
-from .scheduler import schedule  # noqa: E402 - registered last; scheduler.py imports cli lazily
+from .scheduler import schedule  # noqa: E402 - registered last (scheduler.py does not import the CLI)
 
 main.add_command(schedule)
 

@@ -15,6 +15,7 @@ from datetime import date, datetime
 
 from ..alerts import Alert, Alerter
 from ..config import Settings
+from ..exits import EXIT_CODES
 from ..logs import log_context
 from ..raw.landing import LandedRun
 from ..sources.usage_api import UsageApiClient
@@ -30,8 +31,6 @@ log = logging.getLogger("company_activity.pipeline")
 Progress = Callable[[str, date], None]
 #: how a run gets a day's complete raw run (day, run id) -> landed run: from the API, or the lake (replay)
 Fetch = Callable[[date, str], LandedRun]
-
-_SIGNAL_EXIT = {"SIGINT": 130, "SIGTERM": 143}
 
 
 @dataclass
@@ -56,8 +55,8 @@ class RunReport:
     @property
     def exit_code(self) -> int:
         """0 ok, 1 failed (or its deadline passed), 128 + the signal number when SIGINT/SIGTERM stopped it."""
-        if self.stopped in _SIGNAL_EXIT:
-            return _SIGNAL_EXIT[self.stopped]
+        if self.stopped in EXIT_CODES:
+            return EXIT_CODES[self.stopped]
         return 1 if self.failed or self.stopped else 0
 
 
