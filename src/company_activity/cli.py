@@ -12,7 +12,7 @@ import shutil
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import click
@@ -22,10 +22,12 @@ from .errors import ConfigError, WarehouseError
 from .exits import EXIT_CODES, exit_on_errors
 from .interrupts import exit_now_if_stuck, handle_signals
 from .logs import configure_from_settings
-from .pipeline import Pipeline, RunReport
+from .pipeline import Pipeline, Planner, RunReport
 from .preflight import check_closed_day, check_range, check_settings
 from .redact import redact
+from .run.plan import RunPlan, segments
 from .simulator.cli import simulate_api
+from .state import RunStateStore
 from .status_view import render_calendar, render_json
 from .stopping import StopSignal
 from .warehouse import Warehouse, connect
@@ -179,6 +181,56 @@ def _execute(
     sys.exit(report.exit_code)
 
 
+# -- issue 10: --dry-run (run, backfill, build): print the plan, touch nothing ----------------------------
+_DRY_RUN = click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Print the plan (days, steps, catch-up, lost days, rebuilds) and touch nothing.",
+)
+
+
+def _dry_run(
+    ctx: click.Context,
+    make: Callable[[Planner], RunPlan],
+    *,
+    needs_api: bool = True,
+    check: Check | None = None,
+) -> None:
+    """Plan a command from the run state read read-only (none when nothing ran yet), print it, exit 0.
+
+    No run is recorded and no file or folder is created (the warehouse is opened read-only, or not at all).
+    """
+    with _errors():
+        settings = ctx.obj.settings()
+        check_settings(settings, needs_api=needs_api)
+        if check is not None:
+            check(settings)
+        _setup_logging(settings)
+        today = settings.today or datetime.now(UTC).date()
+        try:
+            wh: Warehouse | None = connect(
+                settings.warehouse, lock_timeout=settings.lock_timeout, read_only=True
+            )
+        except WarehouseError:  # nothing has run against it yet
+            wh = None
+        try:
+            state = RunStateStore(wh) if wh is not None and wh.schema_version() is not None else None
+            the_plan = make(Planner(settings, state, today))
+            stale = sorted(state.stale_built_days()) if state is not None else []
+        finally:
+            if wh is not None:
+                wh.close()
+    rebuilds = ", ".join(f"{a.isoformat()}..{b.isoformat()}" for a, b in segments(stale)) or "none"
+    for line in the_plan.describe():
+        _echo(line)
+    _echo(f"rebuilds of stale built days: {rebuilds} (plus the days whose inputs this run changes)")
+    _echo("dry run: nothing was run, recorded or created")
+    sys.exit(0)
+
+
+# -- end issue 10 block ---------------------------------------------------------------------------------
+
+
 def _ordered(start: date, end: date) -> None:
     if end < start:
         raise ConfigError(f"--end {end.isoformat()} is before --date {start.isoformat()}")
@@ -215,8 +267,9 @@ def _progress_bar(total: int, label: str) -> tuple[Callable[[str, date], None], 
     default=None,
     help="Run the master pipeline for this one day (plus the rebuilds it triggers).",
 )
+@_DRY_RUN
 @click.pass_context
-def run(ctx: click.Context, day: str | None) -> None:
+def run(ctx: click.Context, day: str | None, dry_run: bool) -> None:
     """Run the master pipeline: yesterday (UTC), after catching up missed days.
 
     Without --date it first catches up every earlier day whose usage is not complete (within the
@@ -229,6 +282,8 @@ def run(ctx: click.Context, day: str | None) -> None:
     """
     with _errors():
         the_day = _date(day, "--date")
+    if dry_run:
+        _dry_run(ctx, lambda p: p.run(day=the_day), check=lambda s: check_closed_day(s, the_day, "--date"))
     _execute(
         ctx,
         lambda pipeline, _progress: pipeline.run(day=the_day),
@@ -239,8 +294,9 @@ def run(ctx: click.Context, day: str | None) -> None:
 @main.command()
 @click.option("--start", required=True, metavar="YYYY-MM-DD", help="First day.")
 @click.option("--end", required=True, metavar="YYYY-MM-DD", help="Last day (inclusive).")
+@_DRY_RUN
 @click.pass_context
-def backfill(ctx: click.Context, start: str, end: str) -> None:
+def backfill(ctx: click.Context, start: str, end: str, dry_run: bool) -> None:
     """Run the master pipeline for every day of a range, oldest first, with progress shown.
 
     \b
@@ -249,6 +305,10 @@ def backfill(ctx: click.Context, start: str, end: str) -> None:
     """
     with _errors():
         s, e = _required(start, "--start"), _required(end, "--end")
+    if dry_run:
+        _dry_run(
+            ctx, lambda p: p.backfill(s, e), check=lambda settings: check_range(settings, s, e, "--start")
+        )
     _execute(
         ctx,
         lambda pipeline, progress: pipeline.backfill(s, e, progress=progress),
@@ -314,8 +374,9 @@ def replay(ctx: click.Context, day: str, end: str | None) -> None:
 @main.command()
 @click.option("--start", required=True, metavar="YYYY-MM-DD", help="First day.")
 @click.option("--end", required=True, metavar="YYYY-MM-DD", help="Last day (inclusive).")
+@_DRY_RUN
 @click.pass_context
-def build(ctx: click.Context, start: str, end: str) -> None:
+def build(ctx: click.Context, start: str, end: str, dry_run: bool) -> None:
     """Rebuild analytics rows for a range from staging, without calling the API.
 
     \b
@@ -324,6 +385,9 @@ def build(ctx: click.Context, start: str, end: str) -> None:
     """
     with _errors():
         s, e = _required(start, "--start"), _required(end, "--end")
+    if dry_run:
+        check = lambda settings: check_range(settings, s, e, "--start")  # noqa: E731
+        _dry_run(ctx, lambda p: p.build(s, e), needs_api=False, check=check)
     _execute(
         ctx,
         lambda pipeline, _progress: pipeline.build(s, e),

@@ -23,11 +23,53 @@ from .run.plan import RunPlan
 from .run.runner import Runner
 from .run.vocab import STEP_BUILD, STEP_CRM, STEP_USAGE, STEPS, Step
 from .sources.usage_api import UsageApiClient
+from .state import RunStateStore
 from .stopping import StopSignal
 from .storage import Lake
 from .warehouse import Warehouse
 
-__all__ = ["STEPS", "STEP_BUILD", "STEP_CRM", "STEP_USAGE", "Pipeline", "Progress", "RunReport"]
+__all__ = ["STEPS", "STEP_BUILD", "STEP_CRM", "STEP_USAGE", "Pipeline", "Planner", "Progress", "RunReport"]
+
+
+class Planner:
+    """Requests -> plans, reading the run state they need (``state`` None: nothing recorded yet).
+
+    Used by the :class:`Pipeline` and, with a read-only state store, by ``--dry-run`` (which touches nothing).
+    """
+
+    def __init__(self, settings: Settings, state: RunStateStore | None, today: date):
+        self.settings, self.state, self.today = settings, state, today
+
+    def run(self, *, day: date | None = None) -> RunPlan:
+        """``run``: one day, or yesterday after catching up every incomplete earlier day."""
+        if day is not None:
+            plan.closed(day, self.today, "--date")
+            return RunPlan(f"run --date {day.isoformat()}", (day,))
+        self.settings.require_api_url()
+        yesterday = self.today - timedelta(days=1)
+        start = self.start_date(default=yesterday)
+        return plan.plan_run(
+            today=self.today,
+            start=start,
+            retention_days=self.settings.api_retention_days,
+            statuses=self.state.usage_statuses(start, yesterday) if self.state else {},
+        )
+
+    def backfill(self, start: date, end: date) -> RunPlan:
+        days = plan.closed_range(start, end, self.today, "--start")
+        return RunPlan(f"backfill --start {start.isoformat()} --end {end.isoformat()}", tuple(days))
+
+    def build(self, start: date, end: date) -> RunPlan:
+        days = plan.closed_range(start, end, self.today, "--start")
+        command = f"build --start {start.isoformat()} --end {end.isoformat()}"
+        return RunPlan(command, tuple(days), steps=(STEP_BUILD,), only=True)
+
+    def start_date(self, *, default: date) -> date:
+        """The first day ``run`` catches up: the setting, else the first day of any run, else ``default``."""
+        if self.settings.start_date is not None:
+            return self.settings.start_date
+        first = self.state.first_run_day() if self.state else None
+        return first if first is not None else default
 
 
 class Pipeline:
@@ -76,38 +118,17 @@ class Pipeline:
     def today(self) -> date:
         return self.app.today()
 
-    # -- plans ------------------------------------------------------------------------------------------
-    def plan_run(self, *, day: date | None = None) -> RunPlan:
-        """``run``: one day, or yesterday after catching up every incomplete earlier day."""
-        if day is not None:
-            plan.closed(day, self.today(), "--date")
-            return RunPlan(f"run --date {day.isoformat()}", (day,))
-        self.settings.require_api_url()
-        yesterday = self.today() - timedelta(days=1)
-        start = self.start_date(default=yesterday)
-        return plan.plan_run(
-            today=self.today(),
-            start=start,
-            retention_days=self.settings.api_retention_days,
-            statuses=self.state.usage_statuses(start, yesterday),
-        )
-
-    def plan_backfill(self, start: date, end: date) -> RunPlan:
-        days = plan.closed_range(start, end, self.today(), "--start")
-        return RunPlan(f"backfill --start {start.isoformat()} --end {end.isoformat()}", tuple(days))
-
-    def plan_build(self, start: date, end: date) -> RunPlan:
-        days = plan.closed_range(start, end, self.today(), "--start")
-        command = f"build --start {start.isoformat()} --end {end.isoformat()}"
-        return RunPlan(command, tuple(days), steps=(STEP_BUILD,), only=True)
+    @property
+    def planner(self) -> Planner:
+        return Planner(self.settings, self.state, self.today())
 
     # -- commands ---------------------------------------------------------------------------------------
     def run(self, *, day: date | None = None, progress: Progress | None = None) -> RunReport:
-        return self.runner.execute(self.plan_run(day=day), progress=progress)
+        return self.runner.execute(self.planner.run(day=day), progress=progress)
 
     def backfill(self, start: date, end: date, *, progress: Progress | None = None) -> RunReport:
         """``backfill``: every day of ``start … end``, oldest first."""
-        return self.runner.execute(self.plan_backfill(start, end), progress=progress)
+        return self.runner.execute(self.planner.backfill(start, end), progress=progress)
 
     def replay(self, start: date, end: date, *, progress: Progress | None = None) -> RunReport:
         """``replay``: reload staging from the latest complete raw run of each day, then rebuild.
@@ -156,7 +177,7 @@ class Pipeline:
 
     def build(self, start: date, end: date) -> RunReport:
         """Rebuild the analytics rows of ``start … end`` from staging, without ingesting anything."""
-        return self.runner.execute(self.plan_build(start, end))
+        return self.runner.execute(self.planner.build(start, end))
 
     def latest_raw_run(self, day: date) -> LandedRun:
         """The newest complete raw run of ``day`` in the lake (one with a manifest)."""
@@ -164,10 +185,7 @@ class Pipeline:
 
     def start_date(self, *, default: date) -> date:
         """The first day ``run`` catches up: the setting, else the first day of any run, else ``default``."""
-        if self.settings.start_date is not None:
-            return self.settings.start_date
-        first = self.state.first_run_day()
-        return first if first is not None else default
+        return self.planner.start_date(default=default)
 
     # -- status -------------------------------------------------------------------------------------------
     def latest_run(self) -> dict[str, Any] | None:
