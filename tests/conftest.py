@@ -24,6 +24,9 @@ settings.register_profile(
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
+#: shared fixtures: the alert receivers (``receiver``, ``smtp_server``) of tests/alert_servers.py
+pytest_plugins = ["tests.alert_servers"]
+
 settings.register_profile("dev")
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") else "dev"))
 
