@@ -46,6 +46,7 @@ from typing import Any
 import click
 from croniter import CroniterError, croniter
 
+from . import clock as clocks
 from .alerts import Alert, Alerter, AlertSink
 from .alerts.factory import sinks_from_settings
 from .config import ENV_PREFIX, Settings, load_settings
@@ -79,7 +80,8 @@ class StopNow(BaseException):
 
 
 def utcnow() -> datetime:
-    return datetime.now(UTC)
+    """The scheduler's default clock: now, aware, in UTC."""
+    return clocks.utcnow(aware=True)
 
 
 # -- the cron expression ---------------------------------------------------------------------------------
