@@ -12,7 +12,7 @@ import shutil
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Any
 
 import click
@@ -22,12 +22,11 @@ from .errors import ConfigError, WarehouseError
 from .exits import EXIT_CODES, exit_on_errors
 from .interrupts import exit_now_if_stuck, handle_signals
 from .logs import configure_from_settings
-from .pipeline import Pipeline, Planner, RunReport
+from .pipeline import Pipeline, Planner, RunReport, plan_read_only
 from .preflight import check_closed_day, check_range, check_settings
 from .redact import redact
 from .run.plan import RunPlan, segments
 from .simulator.cli import simulate_api
-from .state import RunStateStore
 from .status_view import render_calendar, render_json
 from .stopping import StopSignal
 from .warehouse import Warehouse, connect
@@ -206,20 +205,7 @@ def _dry_run(
         if check is not None:
             check(settings)
         _setup_logging(settings)
-        today = settings.today or datetime.now(UTC).date()
-        try:
-            wh: Warehouse | None = connect(
-                settings.warehouse, lock_timeout=settings.lock_timeout, read_only=True
-            )
-        except WarehouseError:  # nothing has run against it yet
-            wh = None
-        try:
-            state = RunStateStore(wh) if wh is not None and wh.schema_version() is not None else None
-            the_plan = make(Planner(settings, state, today))
-            stale = sorted(state.stale_built_days()) if state is not None else []
-        finally:
-            if wh is not None:
-                wh.close()
+        the_plan, stale = plan_read_only(settings, make)
     rebuilds = ", ".join(f"{a.isoformat()}..{b.isoformat()}" for a, b in segments(stale)) or "none"
     for line in the_plan.describe():
         _echo(line)

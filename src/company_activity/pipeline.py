@@ -7,14 +7,14 @@ hands it to the :class:`~.run.runner.Runner`; the resources come from the compos
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import date, timedelta
+from collections.abc import Callable, Sequence
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from .alerts import AlertSink
 from .app import App
 from .config import Settings
-from .errors import ConfigError
+from .errors import ConfigError, WarehouseError
 from .interrupts import abort_statement
 from .raw.landing import LandedRun, latest_raw_run
 from .run import plan
@@ -26,7 +26,7 @@ from .sources.usage_api import UsageApiClient
 from .state import RunStateStore
 from .stopping import StopSignal
 from .storage import Lake
-from .warehouse import Warehouse
+from .warehouse import Warehouse, connect
 
 __all__ = ["STEPS", "STEP_BUILD", "STEP_CRM", "STEP_USAGE", "Pipeline", "Planner", "Progress", "RunReport"]
 
@@ -195,3 +195,19 @@ class Pipeline:
     def status(self, days: int = 14) -> list[dict[str, Any]]:
         """Per day: CRM, usage and build status, row counts, quality results, last error."""
         return self.state.status_rows(self.today(), days)
+
+
+def plan_read_only(settings: Settings, make: Callable[[Planner], RunPlan]) -> tuple[RunPlan, list[date]]:
+    """A plan made from the run state read read-only (none when nothing ran yet), and the stale built
+    days the run would rebuild: for ``--dry-run``. Creates nothing, records nothing, never migrates."""
+    today = settings.today or datetime.now(UTC).date()
+    try:
+        wh: Warehouse | None = connect(settings.warehouse, lock_timeout=settings.lock_timeout, read_only=True)
+    except WarehouseError:  # nothing has run against it yet
+        wh = None
+    try:
+        state = RunStateStore(wh) if wh is not None and wh.schema_version() is not None else None
+        return make(Planner(settings, state, today)), sorted(state.stale_built_days()) if state else []
+    finally:
+        if wh is not None:
+            wh.close()
