@@ -18,7 +18,7 @@ engine share one database (and one connection), but no transaction spans the two
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Protocol
@@ -105,7 +105,7 @@ class DataEngine(Protocol):
 class SqlEngine:
     """The data engine of a DuckDB or PostgreSQL warehouse (the named SQL files)."""
 
-    def __init__(self, wh: Warehouse, *, on_failure: Callable[[], None] | None = None):
+    def __init__(self, wh: Warehouse):
         self.wh = wh
 
     def replace_crm_day(
