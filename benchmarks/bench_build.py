@@ -27,8 +27,9 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from company_activity import transform
+from company_activity.state import RunStateStore
 from company_activity.warehouse import Warehouse, connect
+from company_activity.warehouse.build import build_segment
 
 START = date(2025, 1, 1)
 STAGING = ("stg.crm_daily", "stg.product_usage_daily", "ops.usage_days")
@@ -118,7 +119,14 @@ def case(url: str, companies: int, days: int, what: str, memory_limit: str | Non
     end = START + timedelta(days=days - 1)
 
     def build(s: date, e: date, at: datetime) -> None:
-        transform.build_segment(wh, s, e, first_usage_day=START, loaded_at=at)
+        build_segment(
+            wh,
+            s,
+            e,
+            complete_days=RunStateStore(wh).complete_days(s - timedelta(days=6), e),
+            first_usage_day=START,
+            loaded_at=at,
+        )
 
     if what in ("day", "both"):
         if days > 7:

@@ -1,4 +1,4 @@
-"""Benchmark: one large CRM snapshot streamed into staging (``company_activity.crm_load``).
+"""Benchmark: one large CRM snapshot streamed into staging (``company_activity.warehouse.crm_load``).
 
 Generates a snapshot of ``--rows`` rows (default 2,500,000, about 200 MB: quoted names with commas and
 line breaks, an ignored notes column, 1% duplicate company_ids, 0.1% bad rows) in a local lake, then loads
@@ -56,9 +56,9 @@ def generate(path: Path, rows: int) -> int:
 
 
 def child(warehouse: str, lake_root: str, memory_limit: str | None) -> None:
-    from company_activity.crm_load import load_crm_snapshot
     from company_activity.storage import Lake
     from company_activity.warehouse import connect
+    from company_activity.warehouse.crm_load import load_crm_snapshot
 
     wh = connect(warehouse, duckdb_memory_limit=memory_limit)
     wh.init_schema()

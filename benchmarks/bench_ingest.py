@@ -19,9 +19,10 @@ from ``wait4``'s resource usage of that child). Cases:
 Like with like: every measured run of (a) and (c) meets a warm server (one discarded warm-up pass over
 the same pages first); (b) has a fresh server of its own.
 
-"Into staging" is the pipeline's usage step as ``run`` does it (Pipeline._ingest_usage_days with
-Pipeline._land_raw): fetch, land every raw page and the manifest in the lake, validate, load
-``stg.product_usage_daily`` and ``ops.usage_days`` in one transaction. Run by hand, never by `make test`:
+"Into staging" is the pipeline's usage step as ``run`` does it (``IngestUsage.days`` with
+``fetch_from_api``): fetch, land every raw page and the manifest in the lake, validate, load
+``stg.product_usage_daily`` (the data engine), then record ``ops.usage_days``.
+Run by hand, never by `make test`:
 
     .venv/bin/python benchmarks/bench_ingest.py                 # (a), (b) and (c): ~7 minutes
     .venv/bin/python benchmarks/bench_ingest.py --case a --case c
@@ -121,11 +122,15 @@ def pipeline_env(url: str, folder: Path, rate_limit: float, page_size: int = 100
 # -- child modes --------------------------------------------------------------------------------------------
 def child_ingest(days: list[date]) -> dict[str, Any]:
     """The pipeline's usage step for ``days`` (settings from the environment)."""
+    import concurrent.futures
+
     from company_activity.alerts import Alerter, LogSink
     from company_activity.config import load_settings
     from company_activity.logs import configure_from_settings
-    from company_activity.pipeline import Pipeline, RunReport
-    from company_activity.runs import Ledger, new_run_id
+    from company_activity.pipeline import Pipeline
+    from company_activity.run.context import RunContext, RunReport
+    from company_activity.state import new_run_id
+    from company_activity.steps.ingest_usage import IngestUsage, fetch_from_api
 
     settings = load_settings(None)
     configure_from_settings(settings)
@@ -133,21 +138,21 @@ def child_ingest(days: list[date]) -> dict[str, Any]:
     loaded: dict[str, int] = {}
     pages = 0
     landing_rss: list[float] = []  # peak RSS when each day's staging load begins: the landing's share
-    with Pipeline(settings, sinks=[LogSink()]) as pipeline:
-        load_usage = pipeline._load_usage
 
-        def measured_load(day: date, prefix: str, manifest: dict[str, Any]) -> Any:
+    class MeasuredIngest(IngestUsage):
+        def finish_day(self, context: RunContext, day: date, fetched: Any, started: Any) -> Any:
+            concurrent.futures.wait([fetched])
             landing_rss.append(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
-            return load_usage(day, prefix, manifest)
+            return super().finish_day(context, day, fetched, started)
 
-        pipeline._load_usage = measured_load  # type: ignore[method-assign]
+    with Pipeline(settings, sinks=[LogSink()]) as pipeline:
         run_id = new_run_id()
         report = RunReport(run_id, "bench ingest", days)
-        ledger = Ledger(pipeline.wh, run_id)
+        ledger = pipeline.state.ledger(run_id)
         ledger.start_run(report.command)
-        for day, load in pipeline._ingest_usage_days(
-            report, ledger, Alerter([LogSink()]), fetch=pipeline._land_raw
-        ):
+        resources = pipeline.app.resources
+        context = RunContext(resources, ledger, Alerter([LogSink()]), report, fetch_from_api(resources))
+        for day, load in MeasuredIngest().days(context, days):
             if load is None:
                 raise SystemExit(f"usage for {day} was not loaded: {report.steps[-1].message}")
             loaded[day.isoformat()] = load.records

@@ -2,7 +2,7 @@
 
 Fills a fresh warehouse (staging generated in SQL: usage for ~60% of the companies each day, and one
 company in 20 silent for its last 30 days, so the churn list has ~5% of them), builds every day through
-``transform.build_segment`` (which also fills the marts and the daily summary), records the days in
+``warehouse.build.build_segment`` (which also fills the marts and the daily summary), records the days in
 ``ops.build_days`` and one run with a step per day in ``ops.run_steps``, then serves the UI on a loopback
 port and times each page (the median of ``--repeat`` requests, after one warm-up request). Run by hand,
 never by `make test`:
@@ -26,9 +26,11 @@ from datetime import date, datetime, timedelta
 
 import httpx
 
-from company_activity import marts, transform
+from company_activity import marts
 from company_activity.config import load_settings
+from company_activity.state import RunStateStore
 from company_activity.warehouse import Warehouse, connect
+from company_activity.warehouse.build import DayBuild, build_segment
 from company_activity.web.server import BackgroundServer
 
 START = date(2025, 1, 1)
@@ -75,7 +77,7 @@ def fill(wh: Warehouse, companies: int, days: int) -> None:
             )
 
 
-def generate(wh: Warehouse, companies: int, days: int) -> list[transform.DayBuild]:
+def generate(wh: Warehouse, companies: int, days: int) -> list[DayBuild]:
     """PostgreSQL: the analytics rows written directly in SQL (the same shape as a build's), then the marts
     refreshed month by month. A year's build through ``build_segment`` takes far longer on PostgreSQL than
     this benchmark is about (see the build section of docs/benchmarks.md)."""
@@ -105,14 +107,19 @@ def generate(wh: Warehouse, companies: int, days: int) -> list[transform.DayBuil
         "select activity_date, count(*), sum(case when is_churn_risk then 1 else 0 end) "
         "from analytics.company_daily_activity group by activity_date order by activity_date"
     )
-    return [transform.DayBuild(r[0], int(r[1]), int(r[2]), 0) for r in rows]
+    return [DayBuild(r[0], int(r[1]), int(r[2]), 0) for r in rows]
 
 
-def build(wh: Warehouse, days: int, built: list[transform.DayBuild] | None = None) -> None:
+def build(wh: Warehouse, days: int, built: list[DayBuild] | None = None) -> None:
     end = START + timedelta(days=days - 1)
     if built is None:
-        built, _ = transform.build_segment(
-            wh, START, end, first_usage_day=START, loaded_at=datetime(2026, 1, 1)
+        built, _ = build_segment(
+            wh,
+            START,
+            end,
+            complete_days=RunStateStore(wh).complete_days(START, end),
+            first_usage_day=START,
+            loaded_at=datetime(2026, 1, 1),
         )
     t0 = datetime(2026, 1, 2)
     with wh.transaction():

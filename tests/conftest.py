@@ -24,6 +24,9 @@ settings.register_profile(
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
+#: shared fixtures: the alert receivers (``receiver``, ``smtp_server``) of tests/alert_servers.py
+pytest_plugins = ["tests.alert_servers"]
+
 settings.register_profile("dev")
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") else "dev"))
 
@@ -35,3 +38,16 @@ def wh(tmp_path: Path) -> Iterator[Warehouse]:
     warehouse.init_schema()
     yield warehouse
     warehouse.close()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark what needs the PostgreSQL server (``-m postgres`` / ``-m "not postgres"``) and what lives
+    under tests/unit/ (``-m unit``: no database, no server, no process)."""
+    for item in items:
+        names = getattr(item, "fixturenames", ())
+        callspec = getattr(item, "callspec", None)
+        engine = callspec.params.get("engine") if callspec is not None else None
+        if "pg_server" in names or engine == "postgresql":
+            item.add_marker(pytest.mark.postgres)
+        if "tests/unit/" in item.nodeid or item.nodeid.startswith("unit/"):
+            item.add_marker(pytest.mark.unit)

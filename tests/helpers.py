@@ -5,11 +5,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import Any
 
-from company_activity import transform
-from company_activity.runs import utcnow
+from company_activity.clock import utcnow
+from company_activity.run import plan
 from company_activity.simulator import SimulatorServer
+from company_activity.state import RunStateStore
 from company_activity.warehouse import Warehouse
+from company_activity.warehouse.build import build_segment
 
 Attrs = tuple[str | None, str | None, str | None, datetime | None]  # name, country, industry, contact
 
@@ -148,6 +151,12 @@ def ground_truth(
     return Model(crm, usage, usage_days).rows()
 
 
+def build_from_state(wh: Warehouse, start: date, end: date, **options: Any) -> Any:
+    """:func:`build_segment` of ``start … end`` with the complete days read from the run-state store."""
+    complete = RunStateStore(wh).complete_days(start - timedelta(days=6), end)
+    return build_segment(wh, start, end, complete_days=complete, **options)
+
+
 def seed_and_build(
     wh: Warehouse,
     crm: Mapping[date, Mapping[str, Attrs]],
@@ -158,7 +167,7 @@ def seed_and_build(
 ) -> None:
     """Empty staging and the table, load a CRM history and the complete usage days, build what the gate lets.
 
-    ``build_options`` go to :func:`transform.build_segment` (``short_range_days``, ``chunk_days``).
+    ``build_options`` go to :func:`build_segment` (``short_range_days``, ``chunk_days``).
     """
     with wh.transaction():
         for t in (
@@ -172,14 +181,12 @@ def seed_and_build(
         seed_crm(wh, day, companies)
     for day in complete:
         seed_usage(wh, day, usage[day])
-    first = transform.first_usage_day(wh)
+    first = RunStateStore(wh).first_usage_day()
     if first is None:  # no complete day: nothing can be built
         return
-    ok, _ = transform.check_gate(wh, all_days)
-    for s, e in transform.segments(ok):
-        transform.build_segment(
-            wh, s, e, first_usage_day=first, loaded_at=datetime(2026, 12, 1), **build_options
-        )
+    ok, _ = RunStateStore(wh).check_gate(all_days)
+    for s, e in plan.segments(ok):
+        build_from_state(wh, s, e, first_usage_day=first, loaded_at=datetime(2026, 12, 1), **build_options)
 
 
 def exception_texts(exc: BaseException) -> list[str]:

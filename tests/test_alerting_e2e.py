@@ -14,9 +14,8 @@ from company_activity.simulator import SimulatorOptions, SimulatorServer, UsageR
 from company_activity.storage import open_lake
 from company_activity.warehouse.duckdb import DuckDBWarehouse
 
+from .alert_servers import Mailbox, Receiver, Server
 from .helpers import days
-from .test_alerts_email import Mailbox, Server, smtp_server  # noqa: F401 (fixture)
-from .test_alerts_teams import Receiver, receiver  # noqa: F401 (fixture)
 
 TODAY = date(2026, 11, 26)
 FIRST = date(2026, 11, 2)
@@ -31,7 +30,7 @@ def sim() -> Iterator[SimulatorServer]:
 
 
 @pytest.fixture
-def mail(smtp_server: Server) -> tuple[Mailbox, int]:  # noqa: F811
+def mail(smtp_server: Server) -> tuple[Mailbox, int]:
     """A real SMTP server (aiosmtpd) on a loopback port: its mailbox and port."""
     return smtp_server()
 
@@ -40,7 +39,7 @@ def mail(smtp_server: Server) -> tuple[Mailbox, int]:  # noqa: F811
 def env(
     tmp_path: Path,
     sim: SimulatorServer,
-    receiver: Receiver,  # noqa: F811
+    receiver: Receiver,
     mail: tuple[Mailbox, int],
 ) -> dict[str, str]:
     lake = tmp_path / "lake"
@@ -70,7 +69,7 @@ def cli(env: dict[str, str], *args: str) -> Result:
     return CliRunner().invoke(main, list(args), env=env, catch_exceptions=False)
 
 
-def initial_run(env: dict[str, str], receiver: Receiver, mail: tuple[Mailbox, int]) -> None:  # noqa: F811
+def initial_run(env: dict[str, str], receiver: Receiver, mail: tuple[Mailbox, int]) -> None:
     """Catch up three weeks of normal data. The only alerts: weekend dips in the first week, where no
     week-old figure exists and the previous day alone decides (as the issue specifies)."""
     assert cli(env, "run").exit_code == 0
@@ -82,14 +81,14 @@ def initial_run(env: dict[str, str], receiver: Receiver, mail: tuple[Mailbox, in
     mail[0].envelopes.clear()
 
 
-def cards(receiver: Receiver) -> list[str]:  # noqa: F811
+def cards(receiver: Receiver) -> list[str]:
     """The heading of each card delivered."""
     return [r["json"]["attachments"][0]["content"]["body"][0]["text"] for r in receiver.requests]
 
 
 def test_a_failure_is_delivered_once_to_teams_and_email(
     env: dict[str, str],
-    receiver: Receiver,  # noqa: F811
+    receiver: Receiver,
     mail: tuple[Mailbox, int],
 ) -> None:
     initial_run(env, receiver, mail)
@@ -115,7 +114,7 @@ def test_a_failure_is_delivered_once_to_teams_and_email(
 
 def test_recovered_notice_after_a_failed_day_succeeds(
     env: dict[str, str],
-    receiver: Receiver,  # noqa: F811
+    receiver: Receiver,
     mail: tuple[Mailbox, int],
 ) -> None:
     initial_run(env, receiver, mail)
@@ -133,7 +132,7 @@ def test_recovered_notice_after_a_failed_day_succeeds(
 
 def test_webhook_down_never_hides_the_failure(
     env: dict[str, str],
-    receiver: Receiver,  # noqa: F811
+    receiver: Receiver,
     mail: tuple[Mailbox, int],
 ) -> None:
     initial_run(env, receiver, mail)
@@ -149,7 +148,7 @@ def test_webhook_down_never_hides_the_failure(
 def test_volume_drop_alerts_without_blocking_and_blocks_when_configured(
     env: dict[str, str],
     sim: SimulatorServer,
-    receiver: Receiver,  # noqa: F811
+    receiver: Receiver,
     mail: tuple[Mailbox, int],
 ) -> None:
     # three weeks of normal data, weekday seasonality included: no volume alert after the first week
@@ -180,7 +179,7 @@ def test_volume_drop_alerts_without_blocking_and_blocks_when_configured(
 
 def test_a_catch_up_with_many_failures_sends_the_first_at_once_and_one_summary(
     env: dict[str, str],
-    receiver: Receiver,  # noqa: F811
+    receiver: Receiver,
     mail: tuple[Mailbox, int],
 ) -> None:
     """Six days without their CRM snapshot: two messages per sink, not one per failure."""

@@ -3,23 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
-import email
-import email.policy
 import ipaddress
 import logging
-import socket
 import ssl
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from datetime import date
-from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP as SMTPServer
-from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword, Session
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -32,11 +23,10 @@ from company_activity.alerts.teams import TeamsSink
 from company_activity.config import load_settings
 from company_activity.errors import ConfigError
 
+from .alert_servers import PASSWORD, USER, Server, free_port
 from .helpers import exception_texts
 
-PASSWORD = "pA55-w0rd/with:odd@chars"
 PASSWORD_Q = "pA55-w0rd%2Fwith%3Aodd%40chars"  # as written in the URL
-USER = "alerts@example.com"
 USER_Q = "alerts%40example.com"
 SENDER = "Company Activity <pipeline@example.com>"
 TO = ["ops@example.com", "data-team@example.com"]
@@ -62,69 +52,6 @@ def _alert(**kw: Any) -> Alert:
 class Sleeps(list[float]):
     def __call__(self, seconds: float) -> None:
         self.append(seconds)
-
-
-# == a real SMTP server ====================================================================================
-@dataclass
-class Mailbox:
-    """What the server received, and a script of DATA replies to give first (then 250)."""
-
-    envelopes: list[Envelope] = field(default_factory=list)
-    data_replies: list[str] = field(default_factory=list)
-    logins: list[tuple[str, str, str]] = field(default_factory=list)  # mechanism, user, password
-    tls: list[bool] = field(default_factory=list)
-
-    async def handle_DATA(self, server: SMTPServer, session: Session, envelope: Envelope) -> str:
-        self.tls.append(session.ssl is not None)
-        if self.data_replies:
-            return self.data_replies.pop(0)
-        self.envelopes.append(envelope)
-        return "250 Message accepted for delivery"
-
-    def authenticator(
-        self, server: SMTPServer, session: Session, envelope: Envelope, mechanism: str, auth_data: Any
-    ) -> AuthResult:
-        assert isinstance(auth_data, LoginPassword)
-        user, password = auth_data.login.decode(), auth_data.password.decode()
-        self.logins.append((mechanism, user, password))
-        ok = user == USER and password == PASSWORD
-        return AuthResult(success=ok, handled=False)  # handled=False: the server answers 235 or 535
-
-    def message(self, k: int = 0) -> EmailMessage:
-        content = self.envelopes[k].original_content
-        assert content is not None
-        msg = email.message_from_bytes(content, policy=email.policy.default)
-        assert isinstance(msg, EmailMessage)
-        return msg
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-Server = Callable[..., tuple[Mailbox, int]]
-
-
-@pytest.fixture
-def smtp_server() -> Iterator[Server]:
-    """Start aiosmtpd on a free loopback port: ``smtp_server(**controller_kwargs) -> (mailbox, port)``."""
-    controllers: list[Controller] = []
-
-    def start(**kwargs: Any) -> tuple[Mailbox, int]:
-        box = Mailbox()
-        if kwargs.pop("auth", False):
-            kwargs["authenticator"] = box.authenticator
-        port = _free_port()
-        controller = Controller(box, hostname="127.0.0.1", port=port, ready_timeout=5, **kwargs)
-        controller.start()
-        controllers.append(controller)
-        return box, port
-
-    yield start
-    for c in controllers:
-        c.stop()
 
 
 @pytest.fixture(scope="module")
@@ -311,7 +238,7 @@ def test_a_refusing_server_is_retried_then_a_delivery_error(caplog: pytest.LogCa
     caplog.set_level(logging.DEBUG)
     sleeps = Sleeps()
     sink = EmailSink(
-        f"smtp://{USER_Q}:{PASSWORD_Q}@127.0.0.1:{_free_port()}",
+        f"smtp://{USER_Q}:{PASSWORD_Q}@127.0.0.1:{free_port()}",
         sender=SENDER,
         recipients=TO,
         policy=FAST,
@@ -351,7 +278,7 @@ def test_a_permanent_5xx_reply_is_not_retried(smtp_server: Server) -> None:
 def test_alerter_with_email_down_still_records_the_alert(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO)
     sink = EmailSink(
-        f"smtp://{USER_Q}:{PASSWORD_Q}@127.0.0.1:{_free_port()}",
+        f"smtp://{USER_Q}:{PASSWORD_Q}@127.0.0.1:{free_port()}",
         sender=SENDER,
         recipients=TO,
         policy=DeliveryPolicy(max_attempts=2, backoff_initial=0),

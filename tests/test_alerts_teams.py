@@ -5,11 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import socket
-import threading
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from datetime import date
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
@@ -25,70 +21,11 @@ from company_activity.alerts import (
 )
 from company_activity.alerts.teams import CARD_CONTENT_TYPE, TeamsSink, adaptive_card, teams_payload
 
+from .alert_servers import PATH, QUERY, SIG, Receiver
 from .helpers import exception_texts
 
-SIG = "Zq9sEcReTsIgNaTuRe0123456789abcdefXYZ"
-PATH = "/workflows/0f1e2d3c4b5a/triggers/manual/paths/invoke"
-QUERY = f"api-version=2016-06-01&sp=%2Ftriggers%2Fmanual%2Frun&sv=1.0&sig={SIG}"
 DAY = date(2026, 11, 5)
 FAST = DeliveryPolicy(max_attempts=3, backoff_initial=0.5, backoff_max=4.0, timeout=2.0)
-
-
-@dataclass
-class Receiver:
-    """A webhook receiver: answers with the scripted statuses in turn (then 202), records what it got."""
-
-    port: int
-    script: list[tuple[int, dict[str, str], str]] = field(default_factory=list)
-    requests: list[dict[str, Any]] = field(default_factory=list)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}{PATH}?{QUERY}"
-
-    @property
-    def bodies(self) -> list[dict[str, Any]]:
-        return [r["json"] for r in self.requests]
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    state = Receiver(port=0)
-    lock = threading.Lock()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-            with lock:
-                state.requests.append(
-                    {
-                        "path": self.path,
-                        "headers": dict(self.headers.items()),
-                        "json": json.loads(body),
-                    }
-                )
-                status, headers, text = state.script.pop(0) if state.script else (202, {}, "")
-            payload = text.encode()
-            self.send_response(status)
-            for k, v in headers.items():
-                self.send_header(k, v)
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
-
-        def log_message(self, format: str, *args: Any) -> None:  # keep the test output quiet
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    state.port = server.server_address[1]
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield state
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
 
 
 def _alert(**kw: Any) -> Alert:

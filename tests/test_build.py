@@ -8,11 +8,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from company_activity import transform
 from company_activity.errors import BuildGateError
+from company_activity.run import plan
+from company_activity.state import RunStateStore
 from company_activity.warehouse import Warehouse
 
-from .helpers import Attrs, Model, days, seed_and_build, seed_crm, seed_usage, table
+from .helpers import Attrs, Model, build_from_state, days, seed_and_build, seed_crm, seed_usage, table
 
 NOV = date(2026, 11, 1)
 
@@ -22,11 +23,11 @@ def d(n: int) -> date:
 
 
 def build_all(wh: Warehouse, start: date, end: date, at: datetime | None = None) -> None:
-    first = transform.first_usage_day(wh)
+    first = RunStateStore(wh).first_usage_day()
     assert first is not None
-    ok, _blocked = transform.check_gate(wh, days(start, end))
-    for s, e in transform.segments(ok):
-        transform.build_segment(wh, s, e, first_usage_day=first, loaded_at=at or datetime(2026, 12, 1))
+    ok, _blocked = RunStateStore(wh).check_gate(days(start, end))
+    for s, e in plan.segments(ok):
+        build_from_state(wh, s, e, first_usage_day=first, loaded_at=at or datetime(2026, 12, 1))
 
 
 def seed_worked_example(wh: Warehouse) -> None:
@@ -95,7 +96,7 @@ def test_worked_example_matches_model(wh: Warehouse) -> None:
 def test_build_gate_names_missing_days(wh: Warehouse) -> None:
     for day in [d(1), d(2), d(3), d(5), d(6)]:
         seed_usage(wh, day, {"A": (1, 1)})
-    ok, blocked = transform.check_gate(wh, [d(3), d(5), d(6), d(7)])
+    ok, blocked = RunStateStore(wh).check_gate([d(3), d(5), d(6), d(7)])
     assert ok == [d(3)]
     assert blocked[d(5)].missing == (d(4),)
     assert blocked[d(6)].missing == (d(4),)

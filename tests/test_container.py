@@ -21,7 +21,7 @@ import pytest
 from click.testing import CliRunner
 
 from company_activity.cli import main
-from company_activity.scheduler import scheduler_lock
+from company_activity.warehouse.locks import scheduler_lock
 
 REPO = Path(__file__).resolve().parent.parent
 DOCKERFILE = REPO / "Dockerfile"

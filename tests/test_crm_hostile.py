@@ -1,6 +1,6 @@
 """Hostile CRM snapshots: loads never guess, values no engine can store, long fields, no echo, OS errors.
 
-The streamed load (``company_activity.crm_load``) runs against both engines (real DuckDB files and the
+The streamed load (``warehouse.crm_load``) runs against both engines (real DuckDB files and the
 real PostgreSQL); the pipeline tests run the real CLI against the simulator.
 """
 
@@ -21,12 +21,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from company_activity.cli import main
-from company_activity.crm_load import CrmLoadSummary, load_crm_snapshot
 from company_activity.errors import CrmFileError, StorageError
 from company_activity.simulator import SimulatorOptions, SimulatorServer
 from company_activity.sources.crm import parse_crm_csv, quarantine_csv
 from company_activity.storage import Lake, open_lake
 from company_activity.warehouse import Warehouse
+from company_activity.warehouse.crm_load import CrmLoadSummary, load_crm_snapshot
 from company_activity.warehouse.duckdb import DuckDBWarehouse
 
 from . import pg
@@ -313,7 +313,7 @@ def test_unwritable_quarantine_folder_is_a_storage_error_naming_it(wh: Warehouse
 @pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (Linux)")
 def test_a_full_disk_is_a_storage_error_naming_the_path() -> None:
     # /dev/full answers every write with ENOSPC: the real OS error a full disk gives
-    from company_activity.crm_load import _Guarded
+    from company_activity.warehouse.crm_load import _Guarded
 
     with open("/dev/full", "wb", buffering=0) as raw:
         target = _Guarded(

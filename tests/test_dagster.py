@@ -21,9 +21,8 @@ from company_activity.simulator import SimulatorOptions, SimulatorServer
 from company_activity.warehouse import connect
 
 from . import procs
+from .alert_servers import Receiver, Server
 from .helpers import days, table
-from .test_alerts_email import Server, smtp_server  # noqa: F401 (fixture)
-from .test_alerts_teams import Receiver, receiver  # noqa: F401 (fixture)
 
 TODAY = date(2026, 11, 12)
 START = date(2026, 11, 1)
@@ -109,8 +108,8 @@ def test_partitions_build_the_rows_the_cli_builds(
 def test_a_failed_blocking_check_fails_the_build_and_the_sensor_alerts(
     assets: list[dg.AssetsDefinition],
     env: dict[str, str],
-    receiver: Receiver,  # noqa: F811
-    smtp_server: Server,  # noqa: F811
+    receiver: Receiver,
+    smtp_server: Server,
 ) -> None:
     instance = dg.DagsterInstance.ephemeral()
     assert materialize(assets, env, D3, instance).success

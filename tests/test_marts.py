@@ -13,11 +13,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from company_activity import transform
+from company_activity.state import RunStateStore
 from company_activity.warehouse import Warehouse
 
 from . import pg
-from .helpers import Attrs, days, seed_and_build, seed_usage
+from .helpers import Attrs, build_from_state, days, seed_and_build, seed_usage
 
 pg_server = pg.pg_server
 pg_databases = pg.pg_databases
@@ -150,11 +150,11 @@ def test_marts_equal_the_model(
     assert marts(wh) == model(wh)
     # a later build of one day (new usage figures) rebuilds the periods around it, and only those
     day = all_days[changed % len(all_days)]
-    if day in complete and transform.check_gate(wh, [day])[0]:
+    if day in complete and RunStateStore(wh).check_gate([day])[0]:
         seed_usage(wh, day, {c: (u + 7, e + 1) for c, (u, e) in usage[day].items()} | {"C9": (3, 3)})
-        first_usage = transform.first_usage_day(wh)
+        first_usage = RunStateStore(wh).first_usage_day()
         assert first_usage is not None
-        transform.build_segment(wh, day, day, first_usage_day=first_usage, loaded_at=datetime(2026, 12, 2))
+        build_from_state(wh, day, day, first_usage_day=first_usage, loaded_at=datetime(2026, 12, 2))
         assert marts(wh) == model(wh)
 
 

@@ -9,8 +9,8 @@ import pytest
 from click.testing import CliRunner
 
 from company_activity.cli import main
+from company_activity.clock import utcnow
 from company_activity.errors import WarehouseError
-from company_activity.runs import utcnow
 from company_activity.warehouse import SCHEMA_VERSION, connect, migrations
 from company_activity.warehouse.migrations import Migration
 

@@ -11,9 +11,12 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
+from company_activity.clock import utcnow
 from company_activity.config import Settings, load_settings
 from company_activity.errors import ConfigError
-from company_activity.monitoring import (
+from company_activity.simulator import SyntheticData
+from company_activity.state import Ledger, RunStateStore, StepOutcome
+from company_activity.steps.checks import (
     VolumeRule,
     detect_volume_anomalies,
     evaluate_volume,
@@ -22,8 +25,6 @@ from company_activity.monitoring import (
     recovery_alert,
     volume_checks,
 )
-from company_activity.runs import Ledger, StepOutcome, utcnow
-from company_activity.simulator import SyntheticData
 from company_activity.warehouse import Warehouse
 
 from . import pg
@@ -110,13 +111,13 @@ def test_a_month_of_normal_data_raises_no_anomaly(
     feed(any_wh, world)
     checked = DAYS[7:]  # five weeks, every day with a figure a week earlier
     for day in checked:
-        checks = volume_checks(any_wh, day, DEFAULT)
+        checks = volume_checks(RunStateStore(any_wh), day, DEFAULT)
         assert [c.source for c in checks] == ["crm", "usage"]
         assert all(c.week_ago_count is not None for c in checks)
-        assert detect_volume_anomalies(any_wh, day, DEFAULT) == [], day
+        assert detect_volume_anomalies(RunStateStore(any_wh), day, DEFAULT) == [], day
     saturdays = [d for d in checked if d.weekday() == 5]
     for sat in saturdays:  # the weekend dip is there, and is not an anomaly
-        (usage,) = volume_checks(any_wh, sat, DEFAULT, sources=["usage"])
+        (usage,) = volume_checks(RunStateStore(any_wh), sat, DEFAULT, sources=["usage"])
         assert usage.previous_day_drop is not None and usage.previous_day_drop > 0.2
         assert usage.week_ago_drop is not None and abs(usage.week_ago_drop) < 0.1
         assert usage.status == "pass"
@@ -131,7 +132,7 @@ def test_a_real_drop_on_a_weekday_is_an_anomaly(
     dropped = normal - int(normal * 0.4)  # 40 % of the records went missing
     feed(any_wh, world, **{wed.isoformat(): (dropped, world[wed][1])})
 
-    (anomaly,) = detect_volume_anomalies(any_wh, wed, DEFAULT)
+    (anomaly,) = detect_volume_anomalies(RunStateStore(any_wh), wed, DEFAULT)
     assert anomaly.source == "usage" and anomaly.day == wed and anomaly.count == dropped
     assert anomaly.previous_day_count == world[wed - timedelta(days=1)][0]
     assert anomaly.week_ago_count == world[wed - timedelta(days=7)][0]
@@ -157,20 +158,20 @@ def test_a_real_drop_on_a_weekday_is_an_anomaly(
     assert alert.figures["threshold"] == "drop > 10% (both)"
 
     # the day after, compared with the low day, is a rise: no anomaly; a week later is normal again
-    assert detect_volume_anomalies(any_wh, wed + timedelta(days=1), DEFAULT) == []
-    assert detect_volume_anomalies(any_wh, wed + timedelta(days=7), DEFAULT) == []
+    assert detect_volume_anomalies(RunStateStore(any_wh), wed + timedelta(days=1), DEFAULT) == []
+    assert detect_volume_anomalies(RunStateStore(any_wh), wed + timedelta(days=7), DEFAULT) == []
 
 
 def test_a_real_drop_on_a_saturday_is_an_anomaly(wh: Warehouse, world: dict[date, tuple[int, int]]) -> None:
     sat = date(2026, 10, 24)
     feed(wh, world, **{sat.isoformat(): (int(world[sat][0] * 0.6), world[sat][1])})
-    assert [a.source for a in detect_volume_anomalies(wh, sat, DEFAULT)] == ["usage"]
+    assert [a.source for a in detect_volume_anomalies(RunStateStore(wh), sat, DEFAULT)] == ["usage"]
 
 
 def test_a_crm_snapshot_drop_is_an_anomaly(wh: Warehouse, world: dict[date, tuple[int, int]]) -> None:
     day = date(2026, 10, 28)
     feed(wh, world, **{day.isoformat(): (world[day][0], world[day][1] // 2)})
-    (anomaly,) = detect_volume_anomalies(wh, day, DEFAULT)
+    (anomaly,) = detect_volume_anomalies(RunStateStore(wh), day, DEFAULT)
     assert anomaly.source == "crm" and anomaly.step == "ingest_crm" and anomaly.check_name == "volume_crm"
     assert anomaly.message.startswith("CRM snapshot rows of 2026-10-28 dropped more than 10%")
 
@@ -180,13 +181,13 @@ def test_without_a_week_old_figure_the_previous_day_decides(wh: Warehouse) -> No
     d = date(2026, 10, 2)
     put_usage(wh, d - timedelta(days=1), 1000)
     put_usage(wh, d, 850)
-    (a,) = detect_volume_anomalies(wh, d, DEFAULT)
+    (a,) = detect_volume_anomalies(RunStateStore(wh), d, DEFAULT)
     assert a.week_ago_count is None and a.week_ago_drop is None
     assert a.previous_day_drop == pytest.approx(0.15)
     assert a.observed == pytest.approx(0.15)
     assert "against the previous day (no figure a week earlier)" in a.message
     put_usage(wh, d, 950)  # a 5 % dip is within the threshold
-    assert detect_volume_anomalies(wh, d, DEFAULT) == []
+    assert detect_volume_anomalies(RunStateStore(wh), d, DEFAULT) == []
 
 
 def test_without_a_previous_day_figure_nothing_is_decided(any_wh: Warehouse) -> None:
@@ -194,28 +195,28 @@ def test_without_a_previous_day_figure_nothing_is_decided(any_wh: Warehouse) -> 
     put_usage(any_wh, d - timedelta(days=7), 1000)
     put_usage(any_wh, d - timedelta(days=1), 1000, status="pending")  # not complete: no figure
     put_usage(any_wh, d, 100)
-    (check,) = volume_checks(any_wh, d, DEFAULT)
+    (check,) = volume_checks(RunStateStore(any_wh), d, DEFAULT)
     assert check.previous_day_count is None and check.week_ago_count == 1000
     assert not check.anomalous and check.status == "pass" and check.observed == pytest.approx(0.9)
     assert "not compared (no baseline figure" in check.message
     put_usage(any_wh, d, 100, status="failed")  # and a day without its own figure is not checked at all
-    assert volume_checks(any_wh, d, DEFAULT) == []
+    assert volume_checks(RunStateStore(any_wh), d, DEFAULT) == []
 
 
 def test_a_crm_snapshot_that_is_not_loaded_has_no_figure(wh: Warehouse) -> None:
     d = date(2026, 10, 9)
     put_crm(wh, d - timedelta(days=1), 1000)
     put_crm(wh, d, 10, status="failed")
-    assert volume_checks(wh, d, DEFAULT) == []
+    assert volume_checks(RunStateStore(wh), d, DEFAULT) == []
 
 
 def test_exactly_the_threshold_is_not_a_drop_of_more_than_it(wh: Warehouse) -> None:
     d = date(2026, 10, 2)
     put_usage(wh, d - timedelta(days=1), 1000)
     put_usage(wh, d, 900)
-    assert detect_volume_anomalies(wh, d, DEFAULT) == []
+    assert detect_volume_anomalies(RunStateStore(wh), d, DEFAULT) == []
     put_usage(wh, d, 899)
-    assert len(detect_volume_anomalies(wh, d, DEFAULT)) == 1
+    assert len(detect_volume_anomalies(RunStateStore(wh), d, DEFAULT)) == 1
 
 
 def _settings(**values: Any) -> Settings:
@@ -226,13 +227,15 @@ def test_baseline_modes(wh: Warehouse, world: dict[date, tuple[int, int]]) -> No
     feed(wh, world)
     sat = date(2026, 10, 17)
     previous_day = _settings(volume_usage_baseline="previous_day")
-    assert [a.source for a in detect_volume_anomalies(wh, sat, previous_day)] == ["usage"]  # the dip
-    assert detect_volume_anomalies(wh, sat, _settings(volume_usage_baseline="week_ago")) == []
+    assert [a.source for a in detect_volume_anomalies(RunStateStore(wh), sat, previous_day)] == [
+        "usage"
+    ]  # the dip
+    assert detect_volume_anomalies(RunStateStore(wh), sat, _settings(volume_usage_baseline="week_ago")) == []
     off = _settings(volume_usage_baseline="off", volume_crm_baseline="off")
-    assert volume_checks(wh, sat, off) == []
+    assert volume_checks(RunStateStore(wh), sat, off) == []
     week_ago = _settings(volume_usage_baseline="week_ago")
     put_usage(wh, sat, int(world[sat][0] * 0.8))
-    (a,) = detect_volume_anomalies(wh, sat, week_ago)
+    (a,) = detect_volume_anomalies(RunStateStore(wh), sat, week_ago)
     assert a.baseline == "week_ago" and a.observed == pytest.approx(a.week_ago_drop, abs=1e-6)
     assert "against the same weekday a week earlier" in a.message
 
@@ -241,7 +244,7 @@ def test_threshold_and_blocking_per_source(wh: Warehouse, world: dict[date, tupl
     wed = date(2026, 10, 21)
     feed(wh, world, **{wed.isoformat(): (int(world[wed][0] * 0.75), int(world[wed][1] * 0.75))})
     lenient = _settings(volume_usage_threshold=0.3, volume_crm_blocking=True)
-    (crm,) = detect_volume_anomalies(wh, wed, lenient)
+    (crm,) = detect_volume_anomalies(RunStateStore(wh), wed, lenient)
     assert crm.source == "crm" and crm.blocking and crm.status == "fail"
     assert crm.alert("r").severity == "error"
     assert crm.to_check_result().failed and crm.to_check_result().blocking
@@ -251,9 +254,9 @@ def test_threshold_and_blocking_per_source(wh: Warehouse, world: dict[date, tupl
 def test_results_are_stored_as_quality_results(any_wh: Warehouse, world: dict[date, tuple[int, int]]) -> None:
     wed = date(2026, 10, 21)
     feed(any_wh, world, **{wed.isoformat(): (int(world[wed][0] * 0.5), world[wed][1])})
-    checks = volume_checks(any_wh, wed, DEFAULT)
-    record_volume_checks(any_wh, "run-1", checks)
-    record_volume_checks(any_wh, "run-1", checks)  # idempotent per run, day and check
+    checks = volume_checks(RunStateStore(any_wh), wed, DEFAULT)
+    record_volume_checks(RunStateStore(any_wh), "run-1", checks)
+    record_volume_checks(RunStateStore(any_wh), "run-1", checks)  # idempotent per run, day and check
     rows = any_wh.execute(
         "select check_name, status, blocking, observed, threshold, details from ops.quality_results "
         "where run_id = 'run-1' and check_day = :d order by check_name",
@@ -269,7 +272,7 @@ def test_results_are_stored_as_quality_results(any_wh: Warehouse, world: dict[da
     # what `status` shows: the failed or warning checks of the day
     shown = any_wh.run("ops.sql", "quality_for_days", {"start_day": wed, "end_day": wed})
     assert [(r[1], r[2]) for r in shown] == [("volume_crm", "pass"), ("volume_usage", "warn")]
-    record_volume_checks(any_wh, "run-1", [])  # nothing to do
+    record_volume_checks(RunStateStore(any_wh), "run-1", [])  # nothing to do
 
 
 # == settings ==============================================================================================
@@ -364,13 +367,19 @@ def test_a_success_after_a_failure_is_a_recovery(any_wh: Warehouse) -> None:
         started = ledger.step_started("ingest_usage", day)
         ledger.step_finished(StepOutcome("ingest_usage", day, status, message=message), started)
 
-    assert previous_failure(any_wh, run_id="r1", step="ingest_usage", day=day) is None  # never ran
+    assert (
+        previous_failure(RunStateStore(any_wh), run_id="r1", step="ingest_usage", day=day) is None
+    )  # never ran
     run("r1", "failed", "API unavailable: 503 after 6 attempts")
     ledger = Ledger(any_wh, "r2")
     ledger.start_run("run")
     started = ledger.step_started("ingest_usage", day)  # r2 is running this step now: its row is ignored
     alert = recovery_alert(
-        any_wh, run_id="r2", step="ingest_usage", day=day, rerun="company-activity run --date 2026-10-21"
+        RunStateStore(any_wh),
+        run_id="r2",
+        step="ingest_usage",
+        day=day,
+        rerun="company-activity run --date 2026-10-21",
     )
     assert alert is not None
     assert (alert.kind, alert.severity, alert.step, alert.day, alert.run_id) == (
@@ -381,10 +390,15 @@ def test_a_success_after_a_failure_is_a_recovery(any_wh: Warehouse) -> None:
         "r2",
     )
     assert "API unavailable: 503 after 6 attempts" in alert.message
-    assert recovery_alert(any_wh, run_id="r2", step="build", day=day) is None  # another step
-    assert recovery_alert(any_wh, run_id="r2", step="ingest_usage", day=day + timedelta(days=1)) is None
+    assert recovery_alert(RunStateStore(any_wh), run_id="r2", step="build", day=day) is None  # another step
+    assert (
+        recovery_alert(RunStateStore(any_wh), run_id="r2", step="ingest_usage", day=day + timedelta(days=1))
+        is None
+    )
     ledger.step_finished(StepOutcome("ingest_usage", day, "succeeded"), started)
-    assert recovery_alert(any_wh, run_id="r3", step="ingest_usage", day=day) is None  # recovered already
+    assert (
+        recovery_alert(RunStateStore(any_wh), run_id="r3", step="ingest_usage", day=day) is None
+    )  # recovered already
     run("r3", "warning")
     run("r4", "failed", None)
-    assert previous_failure(any_wh, run_id="r5", step="ingest_usage", day=day) == "failed"
+    assert previous_failure(RunStateStore(any_wh), run_id="r5", step="ingest_usage", day=day) == "failed"

@@ -14,13 +14,13 @@ from typing import Any
 
 import pytest
 
-from company_activity import transform
 from company_activity.config import load_settings
 from company_activity.pipeline import Pipeline
 from company_activity.simulator import SimulatorOptions, SimulatorServer, UsageRecord
+from company_activity.state import RunStateStore
 from company_activity.warehouse import Warehouse, connect
 
-from .helpers import Attrs, Model, days, loaded_at, seed_crm, seed_usage, table
+from .helpers import Attrs, Model, build_from_state, days, loaded_at, seed_crm, seed_usage, table
 from .test_build import d
 
 NIGHTS = days(d(1), d(11))
@@ -93,12 +93,12 @@ def test_the_worked_example_built_night_by_night_equals_the_model(wh: Warehouse)
         # the night after `night`: its CRM snapshot and usage arrive, and that one day is built
         seed_crm(wh, night, crm[night])
         seed_usage(wh, night, usage[night])
-        ok, blocked = transform.check_gate(wh, [night])
+        ok, blocked = RunStateStore(wh).check_gate([night])
         assert (ok, blocked) == ([night], {})
-        first = transform.first_usage_day(wh)
+        first = RunStateStore(wh).first_usage_day()
         assert first == d(1)
         log.names.clear()
-        built, rejected = transform.build_segment(
+        built, rejected = build_from_state(
             wh, night, night, first_usage_day=first, loaded_at=datetime(2026, 12, 1, 2, n)
         )
         assert "candidate_short" in log.names and "candidate" not in log.names  # the nightly formulation
@@ -159,7 +159,7 @@ def test_the_gate_needs_d_minus_6_and_not_d_minus_7(wh: Warehouse) -> None:
     for day in days(d(1), d(12)):
         if day != hole:
             seed_usage(wh, day, {"A": (1, 1)})
-    ok, blocked = transform.check_gate(wh, days(d(1), d(12)))
+    ok, blocked = RunStateStore(wh).check_gate(days(d(1), d(12)))
     # d(9): its window d(3) … d(9) reaches the hole (D-6); d(10): its window starts on d(4) (the hole is D-7)
     assert ok == [d(1), d(2), d(10), d(11), d(12)]
     assert sorted(blocked) == days(d(3), d(9))
@@ -171,7 +171,7 @@ def test_days_before_the_first_usage_day_do_not_block(wh: Warehouse) -> None:
     # usage starts on d(5): d(5) … d(10) need no day before d(5); d(11) is blocked only by its own day
     for day in days(d(5), d(10)):
         seed_usage(wh, day, {"A": (1, 1)})
-    ok, blocked = transform.check_gate(wh, days(d(4), d(11)))
+    ok, blocked = RunStateStore(wh).check_gate(days(d(4), d(11)))
     assert ok == days(d(5), d(10))
     assert blocked[d(4)].missing == (d(4),)
     assert blocked[d(11)].missing == (d(11),)
@@ -184,9 +184,9 @@ def test_the_pipeline_refuses_the_day_whose_d_minus_6_is_incomplete(wh: Warehous
         seed_crm(wh, day, crm[day])
         if day != d(4):
             seed_usage(wh, day, usage[day])
-    ok, blocked = transform.check_gate(wh, [d(10), d(11)])
+    ok, blocked = RunStateStore(wh).check_gate([d(10), d(11)])
     assert ok == [d(11)] and blocked[d(10)].missing == (d(4),)
-    first = transform.first_usage_day(wh)
+    first = RunStateStore(wh).first_usage_day()
     assert first is not None
-    transform.build_segment(wh, d(11), d(11), first_usage_day=first, loaded_at=datetime(2026, 12, 1))
+    build_from_state(wh, d(11), d(11), first_usage_day=first, loaded_at=datetime(2026, 12, 1))
     assert {day for day, _ in table(wh)} == {d(11)}

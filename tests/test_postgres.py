@@ -9,8 +9,8 @@ from datetime import date, datetime
 import psycopg
 import pytest
 
+from company_activity.clock import utcnow
 from company_activity.errors import WarehouseBusyError, WarehouseError
-from company_activity.runs import utcnow
 from company_activity.warehouse import SCHEMA_VERSION, Warehouse, connect
 from company_activity.warehouse.postgres import LOCK_KEY, PostgresWarehouse, redact, to_pyformat
 

@@ -17,7 +17,7 @@ import pytest
 
 from company_activity.simulator import SimulatorOptions, SimulatorServer
 
-from .test_alerts_teams import Receiver, receiver  # noqa: F401 (fixture)
+from .alert_servers import Receiver
 
 TODAY = date(2026, 11, 12)
 # never called: the checks come first
@@ -69,7 +69,7 @@ def test_a_configuration_mistake_exits_2_before_anything_is_touched(
     command: list[str],
     named: str,
     tmp_path: Path,
-    receiver: Receiver,  # noqa: F811
+    receiver: Receiver,
 ) -> None:
     env = {"COMPANY_ACTIVITY_TEAMS_WEBHOOK_URL": receiver.url} | settings
     code, out, err = cli(tmp_path, env, *command)

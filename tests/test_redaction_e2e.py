@@ -21,9 +21,8 @@ from company_activity.simulator import SimulatorOptions, SimulatorServer
 from company_activity.warehouse import connect
 
 from . import procs
+from .alert_servers import PASSWORD, USER, Receiver, Server
 from .helpers import days
-from .test_alerts_email import PASSWORD, USER, Server, smtp_server  # noqa: F401 (fixture)
-from .test_alerts_teams import Receiver, receiver  # noqa: F401 (fixture)
 
 TODAY = date(2026, 11, 12)
 FOUR = days(date(2026, 11, 8), date(2026, 11, 11))
@@ -48,8 +47,8 @@ def sim() -> Iterator[SimulatorServer]:
 def test_no_secret_leaves_the_process(
     tmp_path: Path,
     sim: SimulatorServer,
-    receiver: Receiver,  # noqa: F811
-    smtp_server: Server,  # noqa: F811
+    receiver: Receiver,
+    smtp_server: Server,
 ) -> None:
     box, port = smtp_server(auth=True, auth_require_tls=False)
     webhook = f"http://127.0.0.1:{receiver.port}{HOOK_PATH}?{HOOK_QUERY}"

@@ -21,10 +21,11 @@ from company_activity.cli import main
 from company_activity.config import Settings
 from company_activity.errors import ConfigError
 from company_activity.pipeline import RunReport
-from company_activity.scheduler import Cron, Scheduler, SchedulerBusyError, scheduler_lock
+from company_activity.scheduler import Cron, Scheduler
 from company_activity.simulator import SimulatorOptions, SimulatorServer
 from company_activity.warehouse import connect
 from company_activity.warehouse.duckdb import DuckDBWarehouse
+from company_activity.warehouse.locks import SchedulerBusyError, scheduler_lock
 
 from . import pg, procs
 from .helpers import days, table

@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from company_activity import ingest
 from company_activity.cli import main
+from company_activity.raw import landing as ingest
 from company_activity.simulator import SimulatorOptions, SimulatorServer
 from company_activity.warehouse.duckdb import DuckDBWarehouse
 

@@ -613,7 +613,7 @@ _SPOOLER = """
 import sys, time
 from datetime import date
 import orjson
-from company_activity.ingest import StagedDay
+from company_activity.raw.landing import StagedDay
 staged = StagedDay(date(2026, 11, 10), sys.argv[1])
 record = {"company_id": "C1", "active_users": 1, "events": 2}
 doc = {"date": "2026-11-10", "next_cursor": None, "data": [record]}
@@ -630,7 +630,7 @@ def test_spools_live_in_tmp_dir_and_a_killed_runs_spool_is_swept(tmp_path: Path)
     import subprocess
     import sys
 
-    from company_activity.ingest import sweep_stale_spools
+    from company_activity.raw.landing import sweep_stale_spools
 
     tmp_dir = tmp_path / "data" / "tmp"  # made on first use
     child = subprocess.Popen(
@@ -660,7 +660,7 @@ def test_spools_live_in_tmp_dir_and_a_killed_runs_spool_is_swept(tmp_path: Path)
 
 def test_a_spool_folder_that_cannot_be_made_is_a_storage_error_naming_it(tmp_path: Path) -> None:
     from company_activity.errors import StorageError
-    from company_activity.ingest import StagedDay
+    from company_activity.raw.landing import StagedDay
 
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")

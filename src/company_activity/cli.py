@@ -18,20 +18,19 @@ from typing import Any
 import click
 
 from .config import Settings, load_settings
-from .errors import ConfigError, PipelineError, WarehouseError
-from .failures import as_storage_error
-from .interrupts import EXIT_CODES, exit_now_if_stuck, handle_signals
+from .errors import ConfigError, WarehouseError
+from .exits import EXIT_CODES, exit_on_errors
+from .interrupts import exit_now_if_stuck, handle_signals
 from .logs import configure_from_settings
-from .pipeline import Pipeline, RunReport
+from .pipeline import Pipeline, Planner, RunReport, plan_read_only
 from .preflight import check_closed_day, check_range, check_settings
 from .progress_view import RunProgress
 from .redact import redact
+from .run.plan import RunPlan, segments
 from .simulator.cli import simulate_api
 from .status_view import render_calendar, render_json
 from .stopping import StopSignal
 from .warehouse import Warehouse, connect
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
 class _Context:
@@ -51,20 +50,7 @@ def _setup_logging(settings: Settings) -> None:
     configure_from_settings(settings)
 
 
-@contextmanager
-def _errors() -> Iterator[None]:
-    """Map the exception tree to exit codes: ConfigError -> 2, other pipeline errors -> 1."""
-    try:
-        yield
-    except ConfigError as exc:
-        click.echo(redact(f"error: {exc}"), err=True)
-        sys.exit(EXIT_USAGE)
-    except PipelineError as exc:
-        click.echo(redact(f"error: {exc}"), err=True)
-        sys.exit(EXIT_FAILED)
-    except OSError as exc:  # an expected OS error: one line naming the path and the cause
-        click.echo(f"error: {as_storage_error(exc)}", err=True)
-        sys.exit(EXIT_FAILED)
+_errors = exit_on_errors  # the one exit-code map (exits.py)
 
 
 def _date(value: str | None, option: str) -> date | None:
@@ -233,6 +219,43 @@ def _execute(
     sys.exit(report.exit_code)
 
 
+# -- issue 10: --dry-run (run, backfill, build): print the plan, touch nothing ----------------------------
+_DRY_RUN = click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Print the plan (days, steps, catch-up, lost days, rebuilds) and touch nothing.",
+)
+
+
+def _dry_run(
+    ctx: click.Context,
+    make: Callable[[Planner], RunPlan],
+    *,
+    needs_api: bool = True,
+    check: Check | None = None,
+) -> None:
+    """Plan a command from the run state read read-only (none when nothing ran yet), print it, exit 0.
+
+    No run is recorded and no file or folder is created (the warehouse is opened read-only, or not at all).
+    """
+    with _errors():
+        settings = ctx.obj.settings()
+        check_settings(settings, needs_api=needs_api)
+        if check is not None:
+            check(settings)
+        _setup_logging(settings)
+        the_plan, stale = plan_read_only(settings, make)
+    rebuilds = ", ".join(f"{a.isoformat()}..{b.isoformat()}" for a, b in segments(stale)) or "none"
+    for line in the_plan.describe():
+        _echo(line)
+    _echo(f"rebuilds of stale built days: {rebuilds} (plus the days whose inputs this run changes)")
+    _echo("dry run: nothing was run, recorded or created")
+    sys.exit(0)
+
+
+# -- end issue 10 block ---------------------------------------------------------------------------------
+
+
 def _ordered(start: date, end: date) -> None:
     if end < start:
         raise ConfigError(f"--end {end.isoformat()} is before --date {start.isoformat()}")
@@ -252,8 +275,9 @@ def _required(value: str, option: str) -> date:
     default=None,
     help="Run the master pipeline for this one day (plus the rebuilds it triggers).",
 )
+@_DRY_RUN
 @click.pass_context
-def run(ctx: click.Context, day: str | None) -> None:
+def run(ctx: click.Context, day: str | None, dry_run: bool) -> None:
     """Run the master pipeline: yesterday (UTC), after catching up missed days.
 
     Without --date it first catches up every earlier day whose usage is not complete (within the
@@ -266,6 +290,8 @@ def run(ctx: click.Context, day: str | None) -> None:
     """
     with _errors():
         the_day = _date(day, "--date")
+    if dry_run:
+        _dry_run(ctx, lambda p: p.run(day=the_day), check=lambda s: check_closed_day(s, the_day, "--date"))
     _execute(
         ctx,
         lambda pipeline, progress: pipeline.run(day=the_day, progress=progress),
@@ -276,8 +302,9 @@ def run(ctx: click.Context, day: str | None) -> None:
 @main.command()
 @click.option("--start", required=True, metavar="YYYY-MM-DD", help="First day.")
 @click.option("--end", required=True, metavar="YYYY-MM-DD", help="Last day (inclusive).")
+@_DRY_RUN
 @click.pass_context
-def backfill(ctx: click.Context, start: str, end: str) -> None:
+def backfill(ctx: click.Context, start: str, end: str, dry_run: bool) -> None:
     """Run the master pipeline for every day of a range, oldest first, with progress shown.
 
     \b
@@ -286,6 +313,10 @@ def backfill(ctx: click.Context, start: str, end: str) -> None:
     """
     with _errors():
         s, e = _required(start, "--start"), _required(end, "--end")
+    if dry_run:
+        _dry_run(
+            ctx, lambda p: p.backfill(s, e), check=lambda settings: check_range(settings, s, e, "--start")
+        )
     _execute(
         ctx,
         lambda pipeline, progress: pipeline.backfill(s, e, progress=progress),
@@ -351,8 +382,9 @@ def replay(ctx: click.Context, day: str, end: str | None) -> None:
 @main.command()
 @click.option("--start", required=True, metavar="YYYY-MM-DD", help="First day.")
 @click.option("--end", required=True, metavar="YYYY-MM-DD", help="Last day (inclusive).")
+@_DRY_RUN
 @click.pass_context
-def build(ctx: click.Context, start: str, end: str) -> None:
+def build(ctx: click.Context, start: str, end: str, dry_run: bool) -> None:
     """Rebuild analytics rows for a range from staging, without calling the API.
 
     \b
@@ -361,6 +393,9 @@ def build(ctx: click.Context, start: str, end: str) -> None:
     """
     with _errors():
         s, e = _required(start, "--start"), _required(end, "--end")
+    if dry_run:
+        check = lambda settings: check_range(settings, s, e, "--start")  # noqa: E731
+        _dry_run(ctx, lambda p: p.build(s, e), needs_api=False, check=check)
     _execute(
         ctx,
         lambda pipeline, progress: pipeline.build(s, e, progress=progress),
@@ -390,8 +425,8 @@ def status(ctx: click.Context, days: int, one_day: str | None, as_json: bool) ->
         company-activity status --days 7
         company-activity status --day 2026-11-21
     """
-    from .run_status import day_detail, latest_day, latest_run, status_rows
     from .runs_view import count_runs
+    from .state.status import day_detail, latest_day, latest_run, status_rows
     from .status_view import day_json, render_day
 
     with _errors():
@@ -571,7 +606,7 @@ def _reader(ctx: click.Context) -> Iterator[Warehouse]:
 
 main.add_command(simulate_api)
 
-from .scheduler import schedule  # noqa: E402 - registered last; scheduler.py imports cli lazily
+from .scheduler import schedule  # noqa: E402 - registered last (scheduler.py does not import the CLI)
 
 main.add_command(schedule)
 

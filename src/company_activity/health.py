@@ -26,7 +26,7 @@ def health(ctx: click.Context) -> None:
     For a container's health check, next to `company-activity schedule`:
         HEALTHCHECK CMD ["company-activity", "health"]
     """
-    from .scheduler import SchedulerBusyError, scheduler_lock
+    from .warehouse.locks import SchedulerBusyError, scheduler_lock
 
     try:
         settings = ctx.obj.settings()

@@ -24,6 +24,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+from .exits import EXIT_CODES
 from .stopping import StopSignal
 
 __all__ = ["EXIT_CODES", "abort_statement", "exit_now_if_stuck", "handle_signals"]
@@ -31,7 +32,6 @@ __all__ = ["EXIT_CODES", "abort_statement", "exit_now_if_stuck", "handle_signals
 log = logging.getLogger("company_activity.interrupts")
 
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
-EXIT_CODES = {signal.Signals(s).name: 128 + int(s) for s in _SIGNALS}
 
 
 @contextlib.contextmanager

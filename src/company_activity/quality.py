@@ -18,7 +18,7 @@ class CheckResult:
     name: str
     status: str  # pass | warn | fail
     blocking: bool
-    observed: float
+    observed: float | None
     threshold: float
     details: str
 

@@ -18,6 +18,7 @@ from rich.table import Table
 from rich.text import Text
 
 from .errors import ConfigError
+from .run.vocab import rerun_hint
 from .warehouse import Warehouse
 
 __all__ = [
@@ -192,13 +193,11 @@ def rerun_commands(run: RunRow, steps: Sequence[StepRow]) -> list[str]:
         if known is None or _STEP_ORDER.get(s.step, 9) < _STEP_ORDER.get(known, 9):
             first_failed[s.day] = s.step
     commands = [
-        f"company-activity rerun --date {day.isoformat()} --from-step {step}"
-        if step in _STEP_ORDER
-        else f"company-activity run --date {day.isoformat()}"
+        rerun_hint("rerun", day, from_step=step) if step in _STEP_ORDER else rerun_hint("run", day)
         for day, step in sorted(first_failed.items())
     ]
     if not commands and run.status in ("failed", "interrupted"):
-        commands.append(f"company-activity {run.command}")
+        commands.append(rerun_hint("verbatim", verbatim=run.command))
     return commands
 
 

@@ -32,12 +32,10 @@ manifest, written last), and the exit status is 128 + the signal number; the nex
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import logging
 import os
 import re
 import signal
-import socket
 import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -48,32 +46,29 @@ from typing import Any
 import click
 from croniter import CroniterError, croniter
 
+from . import clock as clocks
 from .alerts import Alert, Alerter, AlertSink
 from .alerts.factory import sinks_from_settings
 from .config import ENV_PREFIX, Settings, load_settings
-from .errors import ConfigError, PipelineError, WarehouseBusyError
+from .errors import ConfigError, PipelineError
+from .exits import exit_on_errors
 from .logs import configure_from_settings
 from .pipeline import Pipeline, RunReport
 from .preflight import check_settings
-from .runs import new_run_id
+from .state.ledger import new_run_id
 from .stopping import StopSignal
+from .warehouse.locks import scheduler_lock
 
 log = logging.getLogger("company_activity.scheduler")
 
 DEFAULT_CRON = "0 0 * * *"
 #: the longest single wait: the wall clock is looked at again after it
 MAX_NAP = 60.0
-#: the advisory-lock key of a scheduler on a PostgreSQL warehouse (the run lock's is b"co-activ")
-PG_SCHEDULER_LOCK_KEY = int.from_bytes(b"co-sched", "big")
 
 Clock = Callable[[], datetime]
 #: ``wait(seconds) -> bool``: sleep up to ``seconds``; True when a stop was requested meanwhile
 Wait = Callable[[float], bool]
 PipelineFactory = Callable[[Settings], Pipeline]
-
-
-class SchedulerBusyError(WarehouseBusyError):
-    """Another ``company-activity schedule`` already serves this warehouse."""
 
 
 class StopNow(BaseException):
@@ -85,7 +80,8 @@ class StopNow(BaseException):
 
 
 def utcnow() -> datetime:
-    return datetime.now(UTC)
+    """The scheduler's default clock: now, aware, in UTC."""
+    return clocks.utcnow(aware=True)
 
 
 # -- the cron expression ---------------------------------------------------------------------------------
@@ -122,85 +118,6 @@ class Cron:
 
     def __str__(self) -> str:
         return self.expr
-
-
-# -- one scheduler per warehouse --------------------------------------------------------------------------
-@contextlib.contextmanager
-def scheduler_lock(warehouse: str) -> Iterator[str]:
-    """Hold the scheduler lock of ``warehouse`` (its URL or path) for the block; yields what it locked.
-
-    Raises SchedulerBusyError at once when another scheduler holds it.
-    """
-    if warehouse.startswith(("postgresql://", "postgres://")):
-        with _pg_scheduler_lock(warehouse) as what:
-            yield what
-        return
-    path = warehouse.removeprefix("duckdb:")
-    if path in ("", ":memory:") or path.startswith(":memory:"):
-        yield "an in-memory warehouse (no lock needed)"
-        return
-    lock_path = f"{os.path.abspath(path)}.scheduler.lock"
-    try:
-        os.makedirs(os.path.dirname(lock_path), exist_ok=True)
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
-    except OSError as exc:
-        raise ConfigError(f"{ENV_PREFIX}WAREHOUSE: cannot create {lock_path}: {exc}") from None
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "unknown pid"
-            raise SchedulerBusyError(
-                f"another company-activity scheduler already serves {path} ({holder}; lock file "
-                f"{lock_path}). One scheduler per warehouse: stop that one first; a one-off run is "
-                "`company-activity run`"
-            ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode(), 0)
-        try:
-            yield lock_path
-        finally:
-            os.ftruncate(fd, 0)
-            fcntl.flock(fd, fcntl.LOCK_UN)
-    finally:
-        os.close(fd)
-
-
-@contextlib.contextmanager
-def _pg_scheduler_lock(url: str) -> Iterator[str]:
-    try:
-        import psycopg
-
-        from .warehouse.postgres import redact
-    except ImportError as exc:  # pragma: no cover - depends on the install
-        raise ConfigError(
-            f"{ENV_PREFIX}WAREHOUSE is a PostgreSQL URL but psycopg is not installed: "
-            "pip install 'company-activity[postgres]'"
-        ) from exc
-    name = f"company-activity scheduler pid {os.getpid()} on {socket.gethostname()}"[:63]
-    try:
-        con = psycopg.connect(url, autocommit=True, application_name=name, connect_timeout=15)
-    except psycopg.Error as exc:
-        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise PipelineError(f"cannot connect to the PostgreSQL warehouse {redact(url)}: {detail}") from None
-    try:
-        row = con.execute("select pg_try_advisory_lock(%s)", (PG_SCHEDULER_LOCK_KEY,)).fetchone()
-        if row is None or not row[0]:
-            holder = con.execute(
-                "select coalesce(nullif(a.application_name, ''), 'backend pid ' || a.pid) "
-                "from pg_locks as l join pg_stat_activity as a on a.pid = l.pid "
-                "where l.locktype = 'advisory' and l.granted "
-                "and ((l.classid::bigint << 32) | l.objid::bigint) = %s limit 1",
-                (PG_SCHEDULER_LOCK_KEY,),
-            ).fetchone()
-            who = holder[0] if holder else "another session"
-            raise SchedulerBusyError(
-                f"another company-activity scheduler already serves {redact(url)} ({who}). "
-                "One scheduler per warehouse: stop that one first; a one-off run is `company-activity run`"
-            )
-        yield f"advisory lock {PG_SCHEDULER_LOCK_KEY} on {redact(url)}"
-    finally:
-        con.close()  # the server drops the session's advisory lock with it
 
 
 # -- the scheduler ---------------------------------------------------------------------------------------
@@ -417,9 +334,7 @@ def schedule(ctx: click.Context, cron: str | None) -> None:
         company-activity schedule
         company-activity schedule --cron "30 1 * * *"
     """
-    from .cli import _errors  # here, not at the top: cli.py imports this module
-
-    with _errors():
+    with exit_on_errors():
         settings = ctx.obj.settings() if ctx.obj is not None else load_settings()
         configure_from_settings(settings)
         code = serve(settings, cron=cron)

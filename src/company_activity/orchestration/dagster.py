@@ -40,7 +40,8 @@ from ..alerts.factory import sinks_from_settings
 from ..config import Settings, load_settings
 from ..errors import PipelineError
 from ..pipeline import STEP_BUILD, STEP_CRM, STEP_USAGE, Pipeline, RunReport
-from ..runs import StepOutcome
+from ..run.vocab import rerun_hint
+from ..state import StepOutcome
 
 RESOURCE_KEY = "company_activity"
 GROUP = "company_activity"
@@ -186,9 +187,7 @@ def _assets(partitions: dg.DailyPartitionsDefinition) -> list[dg.AssetsDefinitio
         pipeline = _start(company_activity)
         try:
             report = _run(pipeline, STEP_USAGE, days)
-            usage = pipeline.wh.run(
-                "ops.sql", "usage_days_between", {"start_day": days[0], "end_day": days[-1]}
-            )
+            usage = pipeline.state.usage_days(days[0], days[-1])
         finally:
             pipeline.close()
         outcomes = _outcomes(report, STEP_USAGE)
@@ -236,11 +235,7 @@ def _assets(partitions: dg.DailyPartitionsDefinition) -> list[dg.AssetsDefinitio
         pipeline = _start(company_activity)
         try:
             report = _run(pipeline, STEP_BUILD, days)
-            results = pipeline.wh.execute(
-                "select check_day, check_name, status, observed, threshold, details "
-                "from ops.quality_results where run_id = :run_id order by check_day, check_name",
-                {"run_id": report.run_id},
-            )
+            results = pipeline.state.quality_results_of(report.run_id)
         finally:
             pipeline.close()
         outcomes = _outcomes(report, STEP_BUILD)
@@ -310,9 +305,9 @@ def run_failure_alerts(
     day = date.fromisoformat(first) if first else None
     rerun = None
     if first and last and first != last:
-        rerun = f"company-activity backfill --start {first} --end {last}"
+        rerun = rerun_hint("backfill", date.fromisoformat(first), end=date.fromisoformat(last))
     elif first:
-        rerun = f"company-activity rerun --date {first}"
+        rerun = rerun_hint("rerun", date.fromisoformat(first))
     settings = company_activity.settings()
     Alerter(sinks_from_settings(settings)).send(
         Alert(

@@ -3,7 +3,7 @@
 :func:`parse_crm_csv` turns the bytes of one snapshot file into good rows, rejected rows and counts;
 :func:`quarantine_csv` renders the rejected rows for the quarantine file in the lake. Nothing here does
 I/O: the caller reads the file and writes the quarantine. Both are built on the streaming
-:class:`~.crm_records.CrmReader`, which the pipeline uses directly (:mod:`company_activity.crm_load`) so
+:class:`~.crm_records.CrmReader`, which the pipeline uses directly (:mod:`~.warehouse.crm_load`) so
 that memory does not grow with the file; this module holds a whole file and is for tests and tools.
 
 The file

@@ -232,3 +232,18 @@ select run_id, command, status, started_at, finished_at, message
 from ops.runs
 order by started_at desc
 limit 1;
+
+-- name: usage_day_status
+select status from ops.usage_days where activity_date = cast(:day as date);
+
+-- name: schema_drift_elsewhere
+-- the days other than :day that recorded schema drift, and the fields (comma-separated)
+select activity_date, schema_drift
+from ops.usage_days
+where schema_drift is not null and activity_date <> cast(:day as date);
+
+-- name: quality_results_of_run
+select check_day, check_name, status, observed, threshold, details
+from ops.quality_results
+where run_id = :run_id
+order by check_day, check_name;

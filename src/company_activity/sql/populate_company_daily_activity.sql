@@ -4,7 +4,8 @@
 -- Parameters: :start_day, :end_day (the days to build), :first_usage_day (earliest complete usage day),
 -- :loaded_at (this build's timestamp; rows whose values do not change keep their old record_loaded_at).
 --
--- The pipeline runs `inputs`, then one of the two candidate formulations (`candidate` for long ranges,
+-- The engine runs `inputs`, inserts the complete usage days of :start_day - 6 ... :end_day into build_days,
+-- then one of the two candidate formulations (`candidate` for long ranges,
 -- `candidate_short` for a few days: same columns, same meaning, both tested against the spec's model),
 -- checks the candidate rows (quality gates), then `publish`, then `cleanup`.
 
@@ -13,12 +14,11 @@ drop table if exists build_days;
 
 drop table if exists build_candidate;
 
--- the complete usage days the build reads: the days to build and the six before them
-create temporary table build_days as
-select activity_date
-from ops.usage_days
-where status = 'complete'
-  and activity_date between cast(:start_day as date) - 6 and cast(:end_day as date);
+-- the complete usage days the build reads (the days to build and the six before them): the runner asks
+-- the run-state store for them and the engine inserts them here, so the build never reads ops.*
+create temporary table build_days (
+    activity_date date not null
+);
 
 -- name: candidate
 -- long ranges: one pass over every row of the range, a 7-day window per company

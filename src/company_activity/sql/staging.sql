@@ -143,3 +143,9 @@ select min(snapshot_date) from stg.crm_daily where snapshot_date > cast(:day as 
 
 -- name: snapshot_in_effect
 select max(snapshot_date) from stg.crm_daily where snapshot_date <= cast(:day as date);
+
+-- name: crm_day_count
+select count(*) from stg.crm_daily where snapshot_date = cast(:day as date);
+
+-- name: usage_day_count
+select count(*) from stg.product_usage_daily where activity_date = cast(:day as date);

@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from .. import sql as sqlfiles
+from ..clock import utcnow
 from ..errors import ConfigError, WarehouseError
 from . import migrations
 
@@ -201,7 +202,9 @@ class Warehouse(ABC):
                 with self.transaction():
                     for statement in step.sql(key_indexes=self.key_indexes):
                         self.execute(statement)
-                    self.run("ops.sql", "set_schema_version", {"version": step.version, "applied_at": _now()})
+                    self.run(
+                        "ops.sql", "set_schema_version", {"version": step.version, "applied_at": utcnow()}
+                    )
                 applied.append(step.version)
                 log.info(
                     "warehouse %s: schema version %d applied (%s)",
@@ -224,12 +227,6 @@ class Warehouse(ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _now() -> Any:
-    from datetime import UTC, datetime
-
-    return datetime.now(UTC).replace(tzinfo=None)
 
 
 # -- test-only hook -------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from datetime import date, datetime, timedelta
 from itertools import pairwise
 from typing import Any
 
+from ..run.vocab import rerun_hint
 from .db import Session
 
 UI = "ui.sql"
@@ -364,10 +365,7 @@ def run(s: Session, run_id: str) -> dict[str, Any]:
     for st in steps:
         if st["status"] == "failed":
             failed_days.setdefault(st["step_day"], st["step"])
-    reruns = [
-        f"company-activity rerun --date {d.isoformat()} --from-step {step}"
-        for d, step in sorted(failed_days.items())
-    ]
+    reruns = [rerun_hint("rerun", d, from_step=step) for d, step in sorted(failed_days.items())]
     out = jsonable(head)
     out["duration_s"] = _seconds(head["started_at"], head["finished_at"])
     out["steps"] = [
@@ -384,7 +382,7 @@ def run(s: Session, run_id: str) -> dict[str, Any]:
         for st in steps
         if st["status"] in ("failed", "warning")
     ]
-    out["rerun_command"] = f"company-activity {head['command']}"
+    out["rerun_command"] = rerun_hint("verbatim", verbatim=str(head["command"]))
     out["rerun_failed"] = reruns
     return out
 

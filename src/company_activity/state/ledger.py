@@ -4,16 +4,12 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
 
-from .redact import redact
-from .warehouse import Warehouse
-
-
-def utcnow() -> datetime:
-    """Now in UTC, as the naive timestamp the warehouse stores."""
-    return datetime.now(UTC).replace(tzinfo=None)
+from ..clock import utcnow
+from ..redact import redact
+from ..warehouse import Warehouse
 
 
 def new_run_id(now: datetime | None = None) -> str:

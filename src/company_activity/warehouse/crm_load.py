@@ -34,11 +34,11 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, BinaryIO
 
-from .errors import CrmFileError, StorageError
-from .sources.crm import duplicate_reason, raw_text, rows_error
-from .sources.crm_records import CrmReader
-from .storage import Lake
-from .warehouse import Warehouse
+from ..errors import CrmFileError, StorageError
+from ..sources.crm import duplicate_reason, raw_text, rows_error
+from ..sources.crm_records import CrmReader
+from ..storage import Lake
+from . import Warehouse
 
 __all__ = ["CrmLoadSummary", "load_crm_snapshot"]
 
@@ -117,9 +117,7 @@ def load_crm_snapshot(
             raise CrmFileError(message)
         wh.run("staging.sql", "crm_load_keep_winners")
         diff = int(wh.scalar("staging.sql", "crm_load_changed", {"day": day}) or 0)
-        previously = wh.execute(
-            "select count(*) from stg.crm_daily where snapshot_date = cast(:day as date)", {"day": day}
-        )[0][0]
+        previously = int(wh.scalar("staging.sql", "crm_day_count", {"day": day}) or 0)
         wh.run(
             "staging.sql",
             "crm_replace_day",

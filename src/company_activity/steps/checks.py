@@ -22,11 +22,11 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Literal, TypeAlias
 
-from .alerts import Alert, recovered_alert
-from .config import Settings, VolumeBaseline
-from .quality import CheckResult
-from .runs import utcnow
-from .warehouse import Warehouse
+from ..alerts import Alert, recovered_alert
+from ..config import Settings, VolumeBaseline
+from ..quality import CheckResult
+from ..run.vocab import rerun_hint
+from ..state import RunStateStore
 
 Source = Literal["crm", "usage"]
 SOURCES: tuple[Source, ...] = ("crm", "usage")
@@ -136,7 +136,7 @@ class VolumeCheck:
             run_id,
             day=self.day,
             step=self.step,
-            rerun=rerun if rerun is not None else f"company-activity run --date {self.day.isoformat()}",
+            rerun=rerun if rerun is not None else rerun_hint("run", self.day),
             figures=self.figures,
         )
 
@@ -215,26 +215,21 @@ def evaluate_volume(
     )
 
 
-def daily_counts(wh: Warehouse, day: date) -> dict[tuple[Source, date], int]:
+def daily_counts(state: RunStateStore, day: date) -> dict[tuple[Source, date], int]:
     """{(source, day): count} for ``day``, the day before and the same weekday a week earlier."""
-    rows = wh.run(
-        "monitoring.sql",
-        "volume_counts",
-        {"day": day, "previous_day": day - timedelta(days=1), "week_ago": day - timedelta(days=7)},
-    )
     out: dict[tuple[Source, date], int] = {}
-    for src, d, n in rows:
+    for src, d, n in state.volume_counts(day):
         source: Source = "crm" if src == "crm" else "usage"
-        out[(source, _as_date(d))] = int(n)
+        out[(source, _as_date(d))] = n
     return out
 
 
 def volume_checks(
-    wh: Warehouse, day: date, settings: Settings, *, sources: Iterable[Source] = SOURCES
+    state: RunStateStore, day: date, settings: Settings, *, sources: Iterable[Source] = SOURCES
 ) -> list[VolumeCheck]:
     """The volume check of each source that has a count for ``day`` and is not ``"off"``."""
     rules = volume_rules(settings)
-    counts = daily_counts(wh, day)
+    counts = daily_counts(state, day)
     checks = []
     for source in sources:
         rule = rules[source]
@@ -255,56 +250,41 @@ def volume_checks(
 
 
 def detect_volume_anomalies(
-    wh: Warehouse, day: date, settings: Settings, *, sources: Iterable[Source] = SOURCES
+    state: RunStateStore, day: date, settings: Settings, *, sources: Iterable[Source] = SOURCES
 ) -> list[VolumeAnomaly]:
     """The anomalous volume checks of ``day`` (see the module's doc); empty when all is normal."""
-    return [c for c in volume_checks(wh, day, settings, sources=sources) if c.anomalous]
+    return [c for c in volume_checks(state, day, settings, sources=sources) if c.anomalous]
 
 
 def record_volume_checks(
-    wh: Warehouse, run_id: str, checks: Sequence[VolumeCheck], *, checked_at: datetime | None = None
+    state: RunStateStore, run_id: str, checks: Sequence[VolumeCheck], *, checked_at: datetime | None = None
 ) -> None:
     """Store checks as ``ops.quality_results`` rows (``volume_crm``, ``volume_usage``) in one transaction."""
-    if not checks:
-        return
-    now = checked_at or utcnow()
-    with wh.transaction():
-        for c in checks:
-            wh.run(
-                "ops.sql",
-                "quality_result_upsert",
-                {
-                    "run_id": run_id,
-                    "day": c.day,
-                    "check_name": c.check_name,
-                    "status": c.status,
-                    "blocking": c.blocking,
-                    "observed": c.observed,
-                    "threshold": c.threshold,
-                    "details": c.message,
-                    "checked_at": now,
-                },
-            )
+    rows = [
+        CheckResult(c.day, c.check_name, c.status, c.blocking, c.observed, c.threshold, c.message)
+        for c in checks
+    ]
+    state.record_checks(run_id, rows, checked_at=checked_at)
 
 
 # -- recovery notices -------------------------------------------------------------------------------------
-def previous_failure(wh: Warehouse, *, run_id: str, step: str, day: date) -> str | None:
+def previous_failure(state: RunStateStore, *, run_id: str, step: str, day: date) -> str | None:
     """The error of ``step`` for ``day`` if its last finished outcome in an earlier run was a failure.
 
     Returns None when it last succeeded (or never ran): then a success now is no recovery. A failure
     recorded without a message returns ``"failed"``.
     """
-    rows = wh.run("monitoring.sql", "previous_step_outcome", {"run_id": run_id, "step": step, "day": day})
-    if not rows or rows[0][1] != "failed":
+    previous = state.previous_step_outcome(run_id=run_id, step=step, day=day)
+    if previous is None or previous[0] != "failed":
         return None
-    return str(rows[0][2]) if rows[0][2] else "failed"
+    return previous[1] or "failed"
 
 
 def recovery_alert(
-    wh: Warehouse, *, run_id: str, step: str, day: date, rerun: str | None = None
+    state: RunStateStore, *, run_id: str, step: str, day: date, rerun: str | None = None
 ) -> Alert | None:
     """The "recovered" notice for ``step`` of ``day`` that just succeeded, if it had failed before."""
-    error = previous_failure(wh, run_id=run_id, step=step, day=day)
+    error = previous_failure(state, run_id=run_id, step=step, day=day)
     if error is None:
         return None
     return recovered_alert(run_id, step, day, error, rerun=rerun)

@@ -28,7 +28,7 @@ from company_activity.sources.crm import (
     quarantine_csv,
 )
 
-FIXTURES = Path(__file__).parent / "fixtures" / "crm"
+FIXTURES = Path(__file__).parent.parent / "fixtures" / "crm"
 
 
 def fixture(name: str) -> bytes:

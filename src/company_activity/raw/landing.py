@@ -1,14 +1,14 @@
 """Usage ingestion helpers: raw pages to the lake as they arrive, validated once, spooled, bulk-loaded.
 
-:meth:`Pipeline._land_raw <company_activity.pipeline.Pipeline._land_raw>` hands each page of a day to a
+The usage step (:mod:`company_activity.steps.ingest_usage`) hands each page of a day to a
 :class:`RawLanding`. Its writer thread writes the page to the lake exactly as received, computes its
 checksum and validates its records against the contract while the fetching thread already waits for the
 next page. The validated records go to a local spool file (CSV, a page at a time) in the project's own
 temporary folder (``tmp_dir``, setting ``COMPANY_ACTIVITY_TMP_DIR``), so memory does not grow with the
 number of pages; :func:`sweep_stale_spools` removes what killed runs left there. When the last page is
 durable, the manifest is written (last), and the day's :class:`StagedDay` travels with it
-(:class:`Manifest`) to ``_load_usage``, which bulk-loads the spool into staging in one transaction
-(:func:`load_staged`): DuckDB reads the spool file itself, with no Python per record; other engines get
+(:class:`Manifest`) to the data engine's ``replace_usage_day``, which bulk-loads the spool into staging in one
+transaction: DuckDB reads the spool file itself, with no Python per record; other engines get
 the rows streamed to their bulk load.
 
 A manifest without a spool (``replay``, or a raw run of an earlier process) is staged from the lake
@@ -30,40 +30,33 @@ import re
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
-from datetime import date
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from typing import IO, Any
 
-from .errors import StorageError, UsageDataError
-from .sources.usage import Page, parse_usage_doc, parse_usage_page
-from .storage import Lake
-from .warehouse import Warehouse
+import orjson
+
+from ..errors import StorageError, UsageDataError
+from ..sources.usage import Page, parse_usage_doc, parse_usage_page
+from ..storage import Lake
 
 __all__ = [
-    "Manifest",
+    "LandedRun",
     "RawLanding",
     "StagedDay",
-    "drift_first_seen",
-    "load_staged",
+    "land_day",
+    "latest_raw_run",
     "stage_from_lake",
-    "staged_of",
     "sweep_stale_spools",
 ]
 
 #: pages waiting for the writer thread at most (bounds memory while the lake is slower than the API)
 QUEUE_DEPTH = 8
 
-_COLUMNS = ["company_id", "active_users", "events"]
-
-# The spool is CSV: '"<company_id>",<active_users>,<events>' per record, the id quoted with '"' doubled.
+# The spool is CSV: '"<company_id>",<active_users>,<events>' per record, the id quoted with '"' doubled
+# (DuckDB reads it itself: ``sql/duckdb_spool.sql``).
 _CSV_LINE = '"{}",{},{}\n'.format
-# DuckDB reads the spool itself (a CSV scan uses far less memory than a JSON one).
-_DUCKDB_LOAD = (
-    "insert into usage_load (company_id, active_users, events) "
-    "select company_id, active_users, events from read_csv(:path, header = false, auto_detect = false, "
-    "delim = ',', quote = '\"', escape = '\"', new_line = '\\n', "
-    "columns = {'company_id': 'VARCHAR', 'active_users': 'BIGINT', 'events': 'BIGINT'})"
-)
 
 
 #: the spool files' names: ``company-activity-usage-<day>-<pid>-<random>.csv`` in the spool folder
@@ -196,15 +189,81 @@ class StagedDay:
             self._path = None
 
 
-class Manifest(dict[str, Any]):
-    """A raw run's manifest as written to the lake, carrying its :class:`StagedDay` (never serialised)."""
+@dataclass
+class LandedRun:
+    """One complete raw run of a day in the lake: its folder, its manifest (as written), and the spool
+    of its validated records when this process landed it (``None`` for a run read back for replay)."""
 
+    day: date
+    prefix: str
+    manifest: dict[str, Any]
     staged: StagedDay | None = None
 
+    @property
+    def raw_run_id(self) -> str:
+        return str(self.manifest["run_id"])
 
-def staged_of(manifest: dict[str, Any]) -> StagedDay | None:
-    """The spool that came with ``manifest`` from the landing, if any."""
-    return manifest.staged if isinstance(manifest, Manifest) else None
+    @property
+    def page_count(self) -> int:
+        return int(self.manifest["page_count"])
+
+    def discard(self) -> None:
+        if self.staged is not None:
+            self.staged.discard()
+
+
+def land_day(
+    lake: Lake,
+    pages: Iterable[Page],
+    day: date,
+    run_id: str,
+    *,
+    page_size: int,
+    tmp_dir: str | os.PathLike[str] | None = None,
+    check: Callable[[], None] = lambda: None,
+) -> LandedRun:
+    """Land every page of ``day`` in the lake, then write the manifest (last); ``check`` is called before
+    each page (a stop). A failure (or a kill) before the end leaves the pages written so far without a
+    manifest: nothing ever reads them."""
+    prefix = f"raw/product_usage/date={day.isoformat()}/run={run_id}"
+    started = datetime.now(UTC)
+    landing = RawLanding(lake, prefix, day, tmp_dir=tmp_dir)
+    try:
+        for page in pages:
+            check()
+            landing.add(page)
+        entries, staged = landing.finish()
+    except BaseException:
+        landing.abort()
+        raise
+    manifest = {
+        "date": day.isoformat(),
+        "run_id": run_id,
+        "pages": entries,
+        "page_count": len(entries),
+        "record_count": sum(int(p["records"]) for p in entries),
+        "request": {"endpoint": "/v1/usage/daily", "date": day.isoformat(), "limit": page_size},
+        "started_at": started.isoformat(),
+        "finished_at": datetime.now(UTC).isoformat(),
+    }
+    try:
+        lake.write_bytes(f"{prefix}/_manifest.json", orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
+    except BaseException:
+        staged.discard()
+        raise
+    return LandedRun(day, prefix, manifest, staged)
+
+
+def latest_raw_run(lake: Lake, day: date) -> LandedRun:
+    """The newest complete raw run of ``day`` in the lake (one with a manifest)."""
+    folder = f"raw/product_usage/date={day.isoformat()}"
+    for name in reversed(lake.list_dirs(folder)):
+        prefix = f"{folder}/{name}"
+        if lake.exists(f"{prefix}/_manifest.json"):
+            return LandedRun(day, prefix, orjson.loads(lake.read_bytes(f"{prefix}/_manifest.json")))
+    raise UsageDataError(
+        f"no complete raw run for {day.isoformat()} under {lake.url(folder)}: nothing to replay"
+    )
 
 
 class RawLanding:
@@ -310,31 +369,3 @@ def stage_from_lake(
         staged.discard()
         raise
     return staged
-
-
-def load_staged(wh: Warehouse, staged: StagedDay) -> None:
-    """Append the staged records to the temporary table ``usage_load`` (inside the caller's transaction)."""
-    if staged.records == 0 or staged.path is None:
-        return
-    staged.close()
-    if wh.dialect == "duckdb":
-        wh.execute(_DUCKDB_LOAD, {"path": staged.path})
-    else:
-        wh.bulk_insert("usage_load", _COLUMNS, staged.rows())
-
-
-def drift_first_seen(wh: Warehouse, day: date, fields: list[str]) -> dict[str, date]:
-    """For each extra field, the first day it was recorded as schema drift (``day`` at the latest)."""
-    first = dict.fromkeys(fields, day)
-    if not fields:
-        return first
-    rows = wh.execute(
-        "select activity_date, schema_drift from ops.usage_days "
-        "where schema_drift is not null and activity_date <> cast(:day as date)",
-        {"day": day},
-    )
-    for seen, text in rows:
-        for field in str(text).split(","):
-            if field in first and seen < first[field]:
-                first[field] = seen
-    return first

@@ -1,7 +1,7 @@
-"""The build of ``analytics.company_daily_activity`` (``sql/populate_company_daily_activity.sql``).
+"""The SQL engines' build of ``analytics.company_daily_activity`` (``populate_company_daily_activity.sql``).
 
-The build gate: day D is built only when usage is complete for D and for every day of ``D-6 … D-1`` on or
-after the first usage day (the earliest complete day).
+The caller (the build step) has applied the build gate (:mod:`company_activity.run.plan`) and passes the
+complete usage days it read from the run-state store: the build reads no ``ops.*`` table.
 """
 
 from __future__ import annotations
@@ -11,10 +11,9 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from . import marts
-from .errors import BuildGateError
-from .quality import CheckResult, check_candidate
-from .warehouse import Warehouse
+from .. import marts
+from ..quality import CheckResult, check_candidate
+from . import Warehouse
 
 POPULATE = "populate_company_daily_activity.sql"
 
@@ -34,58 +33,12 @@ class DayBuild:
     missing_crm_count: int
 
 
-def complete_days(wh: Warehouse, start: date, end: date) -> set[date]:
-    rows = wh.run("ops.sql", "complete_usage_days", {"start_day": start, "end_day": end})
-    return {r[0] for r in rows}
-
-
-def first_usage_day(wh: Warehouse) -> date | None:
-    value = wh.scalar("ops.sql", "first_usage_day")
-    return value if isinstance(value, date) else None
-
-
-def gate_missing(day: date, complete: set[date], first: date | None) -> list[date]:
-    """The days whose incomplete usage keeps ``day`` from being built (empty: it can be built)."""
-    if first is None:
-        return [day]
-    needed = [day - timedelta(days=k) for k in range(6, -1, -1)]
-    return [d for d in needed if (d >= first or d == day) and d not in complete]
-
-
-def check_gate(wh: Warehouse, days: Iterable[date]) -> tuple[list[date], dict[date, BuildGateError]]:
-    """Split ``days`` into buildable days and the gate errors of the others."""
-    days = sorted(set(days))
-    if not days:
-        return [], {}
-    complete = complete_days(wh, days[0] - timedelta(days=6), days[-1])
-    first = first_usage_day(wh)
-    ok: list[date] = []
-    blocked: dict[date, BuildGateError] = {}
-    for day in days:
-        missing = gate_missing(day, complete, first)
-        if missing:
-            blocked[day] = BuildGateError(day, missing)
-        else:
-            ok.append(day)
-    return ok, blocked
-
-
-def segments(days: Iterable[date]) -> list[tuple[date, date]]:
-    """Contiguous runs of days: [1,2,3,5] -> [(1,3), (5,5)]."""
-    out: list[tuple[date, date]] = []
-    for day in sorted(set(days)):
-        if out and out[-1][1] + timedelta(days=1) == day:
-            out[-1] = (out[-1][0], day)
-        else:
-            out.append((day, day))
-    return out
-
-
 def build_segment(
     wh: Warehouse,
     start: date,
     end: date,
     *,
+    complete_days: Iterable[date],
     first_usage_day: date,
     loaded_at: datetime,
     missing_crm_warn_fraction: float = 0.05,
@@ -97,8 +50,10 @@ def build_segment(
 
     A long range is built in chunks of ``chunk_days`` (each reading its six days before): the same rows,
     but each chunk's window sort and comparison with the published rows fit in memory.
+    ``complete_days``: the complete usage days (at least those of ``start - 6 … end``).
     Returns the days published and, per day kept out by a failed blocking check, its failed checks.
     """
+    days = set(complete_days)
     summary: list[tuple[Any, ...]] = []
     rejected: dict[date, list[CheckResult]] = {}
     with wh.transaction():
@@ -112,6 +67,10 @@ def build_segment(
                 "loaded_at": loaded_at,
             }
             wh.run(POPULATE, "inputs", params)
+            window = chunk_start - timedelta(days=6)
+            wh.bulk_insert(
+                "build_days", ["activity_date"], [(d,) for d in sorted(days) if window <= d <= chunk_end]
+            )
             short = (chunk_end - chunk_start).days + 1 <= short_range_days
             wh.run(POPULATE, "candidate_short" if short else "candidate", params)
             results = check_candidate(wh, missing_crm_warn_fraction=missing_crm_warn_fraction)

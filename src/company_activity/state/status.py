@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 from typing import Any
 
-from .warehouse import Warehouse
+from ..warehouse import Warehouse
 
 __all__ = ["day_detail", "latest_run", "status_rows"]
 
