@@ -146,6 +146,8 @@ def _echo(text: str) -> None:
 
 def _print_report(report: RunReport) -> None:
     _echo(f"run {report.run_id}: {report.command}")
+    for note in report.notes:
+        _echo(note)
     if report.caught_up:
         _echo("caught up: " + ", ".join(d.isoformat() for d in report.caught_up))
     for step in report.steps:

@@ -52,7 +52,20 @@ class Planner:
             today=self.today,
             start=start,
             retention_days=self.settings.api_retention_days,
-            statuses=self.state.usage_statuses(start, yesterday) if self.state else {},
+            statuses=self.state.usage_statuses(start - timedelta(days=6), yesterday) if self.state else {},
+            first_usage_day=self.state.first_usage_day() if self.state else None,
+            start_note=self.start_note(start, yesterday),
+        )
+
+    def start_note(self, start: date, yesterday: date) -> str:
+        """Where the start date comes from, for the run's output."""
+        if self.settings.start_date is not None:
+            return f"start date {start.isoformat()} (COMPANY_ACTIVITY_START_DATE)"
+        if self.state is not None and self.state.first_run_day() is not None:
+            return f"start date {start.isoformat()} (the first nightly run's day)"
+        return (
+            f"start date {yesterday.isoformat()}: set by this first nightly run "
+            "(one-off runs never move it; COMPANY_ACTIVITY_START_DATE sets it)"
         )
 
     def backfill(self, start: date, end: date) -> RunPlan:
@@ -65,7 +78,9 @@ class Planner:
         return RunPlan(command, tuple(days), steps=(STEP_BUILD,), only=True)
 
     def start_date(self, *, default: date) -> date:
-        """The first day ``run`` catches up: the setting, else the first day of any run, else ``default``."""
+        """The first day ``run`` catches up: the setting, else the first nightly run's day, else ``default``.
+
+        One-off runs (``run --date``, ``backfill``, ``rerun``, ``replay``, ``build``) never move it."""
         if self.settings.start_date is not None:
             return self.settings.start_date
         first = self.state.first_run_day() if self.state else None
@@ -184,7 +199,7 @@ class Pipeline:
         return latest_raw_run(self.lake, day)
 
     def start_date(self, *, default: date) -> date:
-        """The first day ``run`` catches up: the setting, else the first day of any run, else ``default``."""
+        """The first day ``run`` catches up (see :meth:`Planner.start_date`)."""
         return self.planner.start_date(default=default)
 
     # -- status -------------------------------------------------------------------------------------------

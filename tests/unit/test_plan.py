@@ -102,3 +102,25 @@ def test_a_plan_describes_itself() -> None:
         "catch-up: 2026-11-18",
         "lost: none",
     ]
+
+
+def test_run_fetches_the_gate_window_before_the_start_date_only_from_the_first_usage_day() -> None:
+    today = date(2026, 11, 12)
+    start = date(2026, 11, 11)  # the first nightly run; an earlier one-off run made 10-20 complete
+    statuses = {date(2026, 10, 20): "complete"}
+    p = plan.plan_run(
+        today=today, start=start, retention_days=30, statuses=statuses, first_usage_day=date(2026, 10, 20)
+    )
+    window = tuple(date(2026, 11, d) for d in range(5, 11))
+    assert p.days == (*window, start)
+    assert p.gate_only == window  # ingested for the gate of 11-11, not built
+    # nothing before the first usage day, nothing complete, nothing past retention
+    statuses[date(2026, 11, 7)] = "complete"
+    p = plan.plan_run(
+        today=today, start=start, retention_days=7, statuses=statuses, first_usage_day=date(2026, 11, 6)
+    )
+    assert p.gate_only == (date(2026, 11, 6), date(2026, 11, 8), date(2026, 11, 9), date(2026, 11, 10))
+    # no first usage day before the start: the window is not needed
+    assert plan.plan_run(
+        today=today, start=start, retention_days=30, statuses={}, first_usage_day=None
+    ).days == (start,)

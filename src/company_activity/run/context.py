@@ -47,6 +47,7 @@ class RunReport:
     pending: list[date] = field(default_factory=list)
     built: list[DayBuild] = field(default_factory=list)
     stopped: str | None = None  # why the run stopped early (a signal's name, or its deadline)
+    notes: list[str] = field(default_factory=list)  # what the plan wants said (e.g. the start date)
 
     @property
     def failed(self) -> bool:

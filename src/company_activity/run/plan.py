@@ -35,6 +35,8 @@ class RunPlan:
     ``only``: exactly these steps (an ingest step does not build, no step runs another's checks).
     ``lost``: days marked lost before anything runs; ``catch_up``: the earlier days a ``run`` redoes.
     ``replay``: usage comes from the lake's latest complete raw run instead of the API.
+    ``gate_only``: days before the start date that are ingested only because a later day's build needs
+    them (they are not built themselves).
     """
 
     command: str
@@ -45,6 +47,7 @@ class RunPlan:
     catch_up: tuple[date, ...] = ()
     replay: bool = False
     notes: tuple[str, ...] = field(default=())
+    gate_only: tuple[date, ...] = ()  # days ingested only for the build gate of later days, not built
 
     def describe(self) -> list[str]:
         """The plan in words (``--dry-run``)."""
@@ -58,6 +61,7 @@ class RunPlan:
             f"steps: {', '.join(self.steps)}" + (" (only these)" if self.only else ""),
             f"catch-up: {show(self.catch_up)}",
             f"lost: {show(self.lost)}",
+            *([f"ingested for the build gate only: {show(self.gate_only)}"] if self.gate_only else []),
             *self.notes,
         ]
 
@@ -84,8 +88,22 @@ def closed_range(start: date, end: date, today: date, start_option: str) -> list
     return list(days(start, end))
 
 
-def plan_run(*, today: date, start: date, retention_days: int, statuses: Mapping[date, str]) -> RunPlan:
-    """``run`` without a date: ``statuses`` are the usage-day statuses of ``start … yesterday``."""
+def plan_run(
+    *,
+    today: date,
+    start: date,
+    retention_days: int,
+    statuses: Mapping[date, str],
+    first_usage_day: date | None = None,
+    start_note: str | None = None,
+) -> RunPlan:
+    """``run`` without a date: ``statuses`` are the usage-day statuses of ``start - 6 … yesterday``.
+
+    Every incomplete day since ``start`` is caught up (oldest first). So are the incomplete days of the
+    7-day windows of those days that lie before ``start`` but on or after ``first_usage_day``: without
+    them the build gate could not pass (a one-off run in the past made an earlier day complete, and so
+    the first usage day, without moving the start date).
+    """
     yesterday = today - timedelta(days=1)
     oldest_served = today - timedelta(days=retention_days)
     lost = [
@@ -98,7 +116,19 @@ def plan_run(*, today: date, start: date, retention_days: int, statuses: Mapping
         for d in days(max(start, oldest_served), yesterday)
         if statuses.get(d) not in ("complete", "lost") or d == yesterday
     ]
-    return RunPlan("run", tuple(todo), lost=tuple(lost), catch_up=tuple(todo[:-1]))
+    window: list[date] = []
+    if todo and first_usage_day is not None and first_usage_day < start:
+        window_start = max(todo[0] - timedelta(days=6), first_usage_day, oldest_served)
+        window = [
+            d
+            for d in days(window_start, start - timedelta(days=1))
+            if statuses.get(d) not in ("complete", "lost")
+        ]
+    todo = window + todo
+    notes = (start_note,) if start_note else ()
+    return RunPlan(
+        "run", tuple(todo), lost=tuple(lost), catch_up=tuple(todo[:-1]), notes=notes, gate_only=tuple(window)
+    )
 
 
 def first_unfinished_step(latest: Mapping[str, str]) -> Step:

@@ -58,7 +58,13 @@ class Runner:
 
     def execute(self, run_plan: RunPlan, *, progress: Progress | None = None) -> RunReport:
         run_id = new_run_id()
-        report = RunReport(run_id, run_plan.command, sorted(run_plan.days), caught_up=list(run_plan.catch_up))
+        report = RunReport(
+            run_id,
+            run_plan.command,
+            sorted(run_plan.days),
+            caught_up=list(run_plan.catch_up),
+            notes=list(run_plan.notes),
+        )
         ledger = self.resources.state.ledger(run_id)
         fetch = fetch_from_lake(self.resources) if run_plan.replay else fetch_from_api(self.resources)
         alerter = Alerter(self.sinks, digest=True)  # the first error at once, the rest in one summary
@@ -87,7 +93,7 @@ class Runner:
             stop.check()
             if STEP_USAGE in run_plan.steps:
                 usage = self.usage.run(context, report.days)
-                targets, affected = usage.done, affected | usage.affected
+                targets, affected = usage.done - set(run_plan.gate_only), affected | usage.affected
             else:
                 # from the build step on: every day is a target; the build gate names what is missing
                 targets = set(report.days)

@@ -73,7 +73,13 @@ order by activity_date;
 select min(activity_date) from ops.usage_days where status = 'complete';
 
 -- name: first_run_day
-select min(step_day) from ops.run_steps;
+-- the first day a nightly run (`run` without --date, as the scheduler runs it) took care of: one-off runs
+-- (`run --date`, `backfill`, `rerun`, `replay`, `build`) never move the start date
+select min(s.step_day)
+from ops.run_steps as s
+inner join ops.runs as r
+    on r.run_id = s.run_id
+where r.command = 'run';
 
 -- name: crm_snapshot_upsert
 insert into ops.crm_snapshots (
