@@ -102,8 +102,24 @@ def test_runs_show_gives_steps_checks_and_the_rerun_command(history: dict[str, s
     assert "company-activity rerun --date 2026-11-06 --from-step ingest_crm" in shown.stdout
     assert "ingest_usage" in shown.stdout and "build" in shown.stdout
 
+    # the failed run's alerts, as sent (redacted), and the commands they suggest
+    assert [(a["severity"], a["title"], a["day"], a["step"]) for a in detail["alerts"]][0] == (
+        "error",
+        "step failure",
+        "2026-11-06",
+        "ingest_crm",
+    )
+    assert "alerts:" in shown.stdout and "step failure (2026-11-06 ingest_crm)" in shown.stdout
+
     ok = json.loads(company_activity(history, "runs", "show", runs[1]["run_id"], "--json").stdout)
     assert ok["rerun"] == []
+    # a first build inserts every row of its days: nothing updated, kept or deleted
+    assert [c["day"] for c in ok["changes"]] == ["2026-11-04", "2026-11-05"]
+    builds = {s["day"]: s["rows_loaded"] for s in ok["steps"] if s["step"] == "build"}
+    for c in ok["changes"]:
+        assert (c["inserted"], c["updated"], c["unchanged"], c["deleted"]) == (builds[c["day"]], 0, 0, 0)
+    # the failed run built its own day (with the snapshot in effect)
+    assert [c["day"] for c in detail["changes"]] == ["2026-11-06"]
     assert {c["check"] for c in ok["checks"]} >= {"grain_unique", "crm_row_count"}
     assert len(ok["steps"]) == 6  # two days x three steps
 

@@ -178,6 +178,16 @@ def assert_only_changed_rows_reloaded(
     assert rows_after == model_after
     moved = {key for key, stamp in stamps_after.items() if stamps_before.get(key) != stamp}
     assert moved == expected
+    # what the build says it changed, day by day, is what changed
+    new = {key for key in expected if key not in rows_before}
+    gone = {key for key in rows_before if key not in rows_after}
+    for b in report.built:
+        on_day = {k for k in expected if k[0] == b.day}
+        assert b.inserted == len({k for k in new if k[0] == b.day}), b
+        assert b.updated == len(on_day) - b.inserted, b
+        assert b.deleted == len({k for k in gone if k[0] == b.day}), b
+        assert b.unchanged == b.row_count - len(on_day), b
+    assert {b.day for b in report.built} >= {k[0] for k in expected | gone}
     return expected
 
 

@@ -87,11 +87,34 @@ class CheckRow:
 
 
 @dataclass(frozen=True)
+class ChangeRow:
+    """What a run's build did to one day's rows of the analytics table."""
+
+    day: date
+    inserted: int
+    updated: int
+    unchanged: int
+    deleted: int
+
+
+@dataclass(frozen=True)
+class AlertRow:
+    severity: str
+    title: str
+    day: date | None
+    step: str | None
+    message: str
+    rerun: str | None
+
+
+@dataclass(frozen=True)
 class RunDetail:
     run: RunRow
     steps: list[StepRow] = field(default_factory=list)
     checks: list[CheckRow] = field(default_factory=list)
     rerun: list[str] = field(default_factory=list)
+    changes: list[ChangeRow] = field(default_factory=list)
+    alerts: list[AlertRow] = field(default_factory=list)
 
 
 def _seconds(start: datetime | None, end: datetime | None) -> float | None:
@@ -180,7 +203,19 @@ def load_run(wh: Warehouse, run_id: str) -> RunDetail:
         last_day=max((s.day for s in steps), default=None),
         duration_s=_seconds(r[2], r[3]),
     )
-    return RunDetail(run=run, steps=steps, checks=checks, rerun=rerun_commands(run, steps))
+    changes = [
+        ChangeRow(c[0], int(c[1]), int(c[2]), int(c[3]), int(c[4]))
+        for c in wh.run("runs.sql", "run_changes_of", {"run_id": r[0]})
+    ]
+    alerts = [AlertRow(*a[1:]) for a in wh.run("runs.sql", "run_alerts_of", {"run_id": r[0]})]
+    return RunDetail(
+        run=run,
+        steps=steps,
+        checks=checks,
+        rerun=rerun_commands(run, steps),
+        changes=changes,
+        alerts=alerts,
+    )
 
 
 def rerun_commands(run: RunRow, steps: Sequence[StepRow]) -> list[str]:
@@ -281,6 +316,26 @@ def render_run(console: Console, detail: RunDetail) -> None:
         console.print(table)
     else:
         console.print("no steps recorded")
+    if detail.changes:
+        table = Table(show_edge=False, pad_edge=False)
+        table.add_column("built day", min_width=10, overflow="fold")
+        for name in ("inserted", "updated", "unchanged", "deleted"):
+            table.add_column(name, justify="right", overflow="fold")
+        for ch in detail.changes:
+            table.add_row(
+                ch.day.isoformat(), str(ch.inserted), str(ch.updated), str(ch.unchanged), str(ch.deleted)
+            )
+        console.print()
+        console.print(table)
+    if detail.alerts:
+        console.print()
+        console.print(f"alerts: {len(detail.alerts)}")
+        for a in detail.alerts:
+            where = " ".join(x for x in (a.day.isoformat() if a.day else "", a.step or "") if x)
+            line = (
+                f"  {a.severity.upper():<7} {a.title}" + (f" ({where})" if where else "") + f": {a.message}"
+            )
+            console.print(Text(line))
     passed = [c for c in detail.checks if c.status == "pass"]
     shown = [c for c in detail.checks if c.status != "pass"]
     if detail.checks:

@@ -133,6 +133,10 @@ class Runner:
         finally:
             alerter.flush(report.run_id)
             report.alerts = alerter.sent
+            try:
+                self.resources.state.record_alerts(report.run_id, alerter.sent)
+            except Exception:  # the record of alerts must not hide the run's outcome
+                log.warning("could not record the run's alerts", exc_info=True)
             status = "interrupted" if report.stopped else "failed" if report.failed else "succeeded"
             ledger.finish_run(status, summary(report))
 

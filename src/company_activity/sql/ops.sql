@@ -253,3 +253,19 @@ select check_day, check_name, status, observed, threshold, details
 from ops.quality_results
 where run_id = :run_id
 order by check_day, check_name;
+
+-- name: build_changes_upsert
+insert into ops.build_changes (
+    run_id, activity_date, rows_inserted, rows_updated, rows_unchanged, rows_deleted
+)
+values (:run_id, cast(:day as date), :inserted, :updated, :unchanged, :deleted)
+on conflict (run_id, activity_date) do update set
+    rows_inserted = excluded.rows_inserted,
+    rows_updated = excluded.rows_updated,
+    rows_unchanged = excluded.rows_unchanged,
+    rows_deleted = excluded.rows_deleted;
+
+-- name: run_alert_insert
+insert into ops.run_alerts (run_id, seq, severity, title, alert_day, step, message, rerun)
+values (:run_id, :seq, :severity, :title, cast(:day as date), :step, :message, :rerun)
+on conflict (run_id, seq) do nothing;

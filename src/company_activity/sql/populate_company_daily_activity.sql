@@ -275,6 +275,54 @@ where not exists (
         and t.company_id = c.company_id
 );
 
+-- name: change_counts
+-- per day, what `publish` is about to do: candidate rows that are new, that change a published row (the
+-- same comparison as `publish`), that leave it as it is, and published rows that are gone
+with joined as (
+    select
+        c.activity_date,
+        t.company_id is null as is_new,
+        (
+            c.company_name is not distinct from t.company_name
+            and c.country is not distinct from t.country
+            and c.industry_tag is not distinct from t.industry_tag
+            and c.last_contact_at is not distinct from t.last_contact_at
+            and c.active_users = t.active_users
+            and c.events = t.events
+            and c."7d_active_users" = t."7d_active_users"
+            and c.is_churn_risk = t.is_churn_risk
+        ) as same
+    from build_candidate as c
+    left join analytics.company_daily_activity as t
+        on t.activity_date = c.activity_date
+        and t.company_id = c.company_id
+        and t.activity_date between cast(:start_day as date) and cast(:end_day as date)
+),
+
+gone as (
+    select t.activity_date, count(*) as deleted
+    from analytics.company_daily_activity as t
+    where t.activity_date between cast(:start_day as date) and cast(:end_day as date)
+        and t.activity_date in (select c.activity_date from build_candidate as c)
+        and not exists (
+            select 1 from build_candidate as c
+            where c.activity_date = t.activity_date and c.company_id = t.company_id
+        )
+    group by t.activity_date
+)
+
+select
+    j.activity_date,
+    sum(case when j.is_new then 1 else 0 end) as inserted,
+    sum(case when not j.is_new and not j.same then 1 else 0 end) as updated,
+    sum(case when j.same then 1 else 0 end) as unchanged,
+    coalesce(max(g.deleted), 0) as deleted
+from joined as j
+left join gone as g
+    on g.activity_date = j.activity_date
+group by j.activity_date
+order by j.activity_date;
+
 -- name: day_summary
 select
     activity_date,

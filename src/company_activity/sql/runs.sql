@@ -34,3 +34,15 @@ select check_day, check_name, status, blocking, observed, threshold, details
 from ops.quality_results
 where run_id = :run_id
 order by check_day, check_name;
+
+-- name: run_changes_of
+select activity_date, rows_inserted, rows_updated, rows_unchanged, rows_deleted
+from ops.build_changes
+where run_id = :run_id
+order by activity_date;
+
+-- name: run_alerts_of
+select seq, severity, title, alert_day, step, message, rerun
+from ops.run_alerts
+where run_id = :run_id
+order by seq;

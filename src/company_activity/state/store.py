@@ -6,10 +6,10 @@ after the data engine's work they record. Named queries: ``sql/ops.sql``, ``sql/
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from ..clock import utcnow
 from ..errors import BuildGateError
@@ -19,6 +19,10 @@ from ..run import plan
 from ..warehouse import Warehouse
 from . import status as status_view
 from .ledger import Ledger
+
+if TYPE_CHECKING:
+    from ..alerts import Alert
+    from ..warehouse.build import DayBuild
 
 CrmSnapshotStatus = Literal["loaded", "missing", "failed"]
 
@@ -189,6 +193,47 @@ class RunStateStore:
         self._build_day(
             b.day, "built", b.row_count, b.churn_risk_count, b.missing_crm_count, b.crm_snapshot_date, None
         )
+
+    def record_build_changes(self, run_id: str, built: Iterable[DayBuild]) -> None:
+        """The one writer of ``ops.build_changes``: rows each built day inserted, updated, kept, deleted."""
+        rows = list(built)
+        if not rows:
+            return
+        with self.wh.transaction():
+            for b in rows:
+                self.wh.run(
+                    "ops.sql",
+                    "build_changes_upsert",
+                    {
+                        "run_id": run_id,
+                        "day": b.day,
+                        "inserted": b.inserted,
+                        "updated": b.updated,
+                        "unchanged": b.unchanged,
+                        "deleted": b.deleted,
+                    },
+                )
+
+    def record_alerts(self, run_id: str, alerts: Sequence[Alert]) -> None:
+        """The one writer of ``ops.run_alerts``: the run's alerts (already redacted), in order."""
+        if not alerts:
+            return
+        with self.wh.transaction():
+            for seq, a in enumerate(alerts, start=1):
+                self.wh.run(
+                    "ops.sql",
+                    "run_alert_insert",
+                    {
+                        "run_id": run_id,
+                        "seq": seq,
+                        "severity": a.severity,
+                        "title": a.title,
+                        "day": a.day,
+                        "step": a.step,
+                        "message": a.message,
+                        "rerun": a.rerun,
+                    },
+                )
 
     def build_failed(self, day: date, error: str) -> None:
         self._build_day(day, "failed", None, None, None, None, redact(error))

@@ -117,6 +117,7 @@ class Build:
                 context.fail(outcome, starts[day], rerun=rerun_hint("build", day, end=day))
             return set()
         context.state.record_checks(context.run_id, seg.checks)
+        context.state.record_build_changes(context.run_id, seg.built)
         by_day = {b.day: b for b in seg.built}
         done: set[date] = set()
         for day in plan.days(start, end):

@@ -27,10 +27,16 @@ CHUNK_DAYS = 31
 
 @dataclass(frozen=True)
 class DayBuild:
+    """A built day: its rows, churn-risk and not-in-CRM counts, and what publishing changed."""
+
     day: date
     row_count: int
     churn_risk_count: int
     missing_crm_count: int
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    deleted: int = 0
 
 
 def build_segment(
@@ -55,6 +61,7 @@ def build_segment(
     """
     days = set(complete_days)
     summary: list[tuple[Any, ...]] = []
+    changes: dict[date, tuple[int, int, int, int]] = {}
     rejected: dict[date, list[CheckResult]] = {}
     with wh.transaction():
         chunk_start = start
@@ -82,9 +89,11 @@ def build_segment(
             for day in sorted({r.day for r in failed}):
                 wh.run("quality.sql", "drop_candidate_day", {"day": day})
             summary.extend(wh.run(POPULATE, "day_summary", params))
+            for day, *counts in wh.run(POPULATE, "change_counts", params):
+                changes[day] = (int(counts[0] or 0), int(counts[1] or 0), int(counts[2] or 0), int(counts[3]))
             wh.run(POPULATE, "publish", params)
             wh.run(POPULATE, "cleanup", params)
             marts.refresh(wh, chunk_start, chunk_end, built_at=loaded_at)  # issue 12: weekly/monthly marts
             chunk_start = chunk_end + timedelta(days=1)
-    built = [DayBuild(r[0], int(r[1]), int(r[2] or 0), int(r[3] or 0)) for r in summary]
+    built = [DayBuild(r[0], int(r[1]), int(r[2] or 0), int(r[3] or 0), *changes[r[0]]) for r in summary]
     return built, rejected

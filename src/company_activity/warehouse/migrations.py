@@ -50,6 +50,7 @@ MIGRATIONS: list[Migration] = [
     Migration(2, "usage counts are 64-bit (BIGINT)", sql_file="migrate_wide_counts.sql"),
     # the weekly and monthly marts and the daily summary (filled by sql/marts.sql at each build)
     Migration(3, "weekly and monthly marts", sql_file="marts_tables.sql", index_file="marts_indexes.sql"),
+    Migration(4, "what each build changed and the alerts each run sent", sql_file="migrate_run_changes.sql"),
 ]
 
 
