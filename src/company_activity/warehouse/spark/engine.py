@@ -187,7 +187,7 @@ class SparkEngine:
             "start_day": start.isoformat(),
             "end_day": end.isoformat(),
             "first_usage_day": first_usage_day.isoformat(),
-            "loaded_at": _naive(loaded_at).isoformat(sep=" "),
+            "loaded_at": _utc_naive(loaded_at).isoformat(sep=" "),
         }
         candidate = spark.sql(model.query("candidate"), args=_used(model.query("candidate"), params))
         candidate = candidate.persist(StorageLevel.MEMORY_AND_DISK)
@@ -255,6 +255,12 @@ def _partition_day(name: str) -> date:
     return date.fromisoformat(name.split("=", 1)[1])
 
 
+def _utc_naive(value: datetime) -> datetime:
+    out = _naive(value)
+    assert out is not None
+    return out
+
+
 def _naive(value: datetime | None) -> datetime | None:
     """A UTC timestamp as the naive value the tables hold (aware values are converted to UTC first)."""
     if value is None or value.tzinfo is None:
@@ -276,7 +282,6 @@ def _write_arrow(table: Table, directory: str, rows: Iterable[Row]) -> int:
     """Stream ``rows`` into ``directory``/part-00000.parquet in batches; returns the row count."""
     import os
 
-    import pyarrow as pa
     import pyarrow.parquet as pq
 
     schema = arrow_schema(table)
@@ -299,5 +304,7 @@ def _write_arrow(table: Table, directory: str, rows: Iterable[Row]) -> int:
 def _batch(schema: Any, rows: list[Row]) -> Any:
     import pyarrow as pa
 
-    columns = list(zip(*rows, strict=True)) if rows else [[] for _ in schema]
-    return pa.record_batch([pa.array(col, type=f.type) for col, f in zip(columns, schema, strict=True)], schema)
+    columns: list[Sequence[Any]] = list(zip(*rows, strict=True)) if rows else [() for _ in schema]
+    return pa.record_batch(
+        [pa.array(col, type=f.type) for col, f in zip(columns, schema, strict=True)], schema
+    )

@@ -21,7 +21,7 @@ class Files:
     def __init__(self, spark: SparkSession, root: str) -> None:
         jvm: Any = spark.sparkContext._jvm
         self._jvm = jvm
-        hconf = spark.sparkContext._jsc.hadoopConfiguration()  # type: ignore[union-attr]
+        hconf = spark.sparkContext._jsc.hadoopConfiguration()
         self.root = root.rstrip("/")
         self._fs = jvm.org.apache.hadoop.fs.Path(self.root).getFileSystem(hconf)
 

@@ -44,7 +44,9 @@ def parse_conf(value: str | None) -> dict[str, str]:
     if "=" not in value and candidate.is_file():
         text = candidate.read_text(encoding="utf-8")
     elif "=" not in value:
-        raise ConfigError(f"COMPANY_ACTIVITY_SPARK_CONF: {value[:40]!r} is neither key=value pairs nor a file")
+        raise ConfigError(
+            f"COMPANY_ACTIVITY_SPARK_CONF: {value[:40]!r} is neither key=value pairs nor a file"
+        )
     out: dict[str, str] = {}
     for raw in re.split(r"[\n;,]", text):
         line = raw.strip()

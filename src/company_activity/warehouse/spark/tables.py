@@ -93,7 +93,9 @@ ANALYTICS = Table(
 TABLES = (CRM, USAGE, ANALYTICS)
 
 #: the value columns compared when a row is republished (equal -> it keeps its record_loaded_at)
-VALUE_COLUMNS = [n for n, _ in ANALYTICS.columns if n not in ("activity_date", "company_id", "record_loaded_at")]
+VALUE_COLUMNS = [
+    n for n, _ in ANALYTICS.columns if n not in ("activity_date", "company_id", "record_loaded_at")
+]
 
 
 def arrow_schema(table: Table) -> Any:
