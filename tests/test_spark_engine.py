@@ -180,7 +180,9 @@ def test_generated_histories_match_model_and_duckdb(
     assert_same(rows, duck_rows(wh))
 
 
-def test_thirty_simulated_days_same_as_duckdb(engine: SparkEngine, wh: Warehouse) -> None:
+def test_thirty_simulated_days_same_as_duckdb(spark: Any, tmp_path: Path, wh: Warehouse) -> None:
+    # each published day spread over three files, as a large day would be
+    engine = SparkEngine(str(tmp_path / "tables"), session=spark, files_per_day=3)
     data = SyntheticData(seed=5, companies=120, epoch=date(2026, 1, 1))
     thirty = days(date(2026, 11, 2), date(2026, 12, 1))
     snapshot_days = [day for i, day in enumerate(thirty) if i % 4 != 3]  # some days without a snapshot
@@ -207,6 +209,11 @@ def test_thirty_simulated_days_same_as_duckdb(engine: SparkEngine, wh: Warehouse
     assert any(r[9] for r in rows) and not all(r[9] for r in rows)  # both churn outcomes are compared
     assert any(r[2] is None for r in rows)  # companies missing from the CRM too
     assert_same(rows, duck_rows(wh))
+    per_day = [
+        sum(1 for f in p.iterdir() if f.suffix == ".parquet")
+        for p in (tmp_path / "tables" / "analytics" / "company_daily_activity").iterdir()
+    ]
+    assert len(per_day) == 30 and max(per_day) > 1
 
 
 # -- partitions, files and record_loaded_at ----------------------------------------------------------------
