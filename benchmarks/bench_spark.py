@@ -44,7 +44,7 @@ def prepare(tmp: Path, companies: int, days: int) -> tuple[Path, float, list[int
     transform.build_segment(wh, START, end, first_usage_day=START, loaded_at=datetime(2026, 1, 2))
     duck = time.perf_counter() - t0
     print(f"  DuckDB: build all {days} days            {duck:8.2f} s   peak RSS {peak_rss_mb():.0f} MB")
-    check = [int(x) for x in wh.execute(f"{CHECK} from analytics.company_daily_activity")[0]]  # noqa: S608
+    check = [int(x) for x in wh.execute(f"{CHECK} from analytics.company_daily_activity")[0]]
     root = tmp / "tables"
     t0 = time.perf_counter()
     for table, part, cols in (
@@ -88,7 +88,9 @@ def run_spark(root: str, master: str, days: int, memory: str) -> None:
     engine.register_views()
     check = [
         int(x or 0)
-        for x in engine.spark.sql(CHECK.replace('"', "`") + " from analytics_company_daily_activity").collect()[0]  # noqa: S608
+        for x in engine.spark.sql(
+            CHECK.replace('"', "`") + " from analytics_company_daily_activity"
+        ).collect()[0]
     ]
     engine.close()
     print(json.dumps({"seconds": elapsed, "days": len(built), "check": check}))
@@ -116,8 +118,12 @@ def main() -> int:
             )
             result = json.loads(out.stdout.strip().splitlines()[-1])
             times[master] = result["seconds"]
-            same = "same as DuckDB" if result["check"] == expected else f"DIFFERS {result['check']} {expected}"
-            print(f"  Spark {master:<10}: build all {result['days']} days  {result['seconds']:8.2f} s   ({same})")
+            same = (
+                "same as DuckDB" if result["check"] == expected else f"DIFFERS {result['check']} {expected}"
+            )
+            print(
+                f"  Spark {master:<10}: build all {result['days']} days {result['seconds']:8.2f} s   ({same})"
+            )
         if len(times) >= 2:
             first, *rest = args.masters
             for m in rest:
