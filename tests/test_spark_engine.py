@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from company_activity import transform
-from company_activity.errors import ConfigError
+from company_activity.errors import ConfigError, WarehouseError
 from company_activity.simulator.data import SyntheticData
 from company_activity.warehouse import Warehouse
 from company_activity.warehouse.spark import parse_root
@@ -327,6 +327,23 @@ def test_hostile_values_round_trip_and_any_parquet_reader_reads_them(
         "is_churn_risk",
         "record_loaded_at",
     ]
+
+
+def test_a_spark_failure_is_a_warehouse_error_naming_the_days(engine: SparkEngine, tmp_path: Path) -> None:
+    crm, usage = worked_example()
+    stage(engine, crm, usage, ELEVEN[:3])
+    bad = (
+        tmp_path
+        / "tables"
+        / "stg"
+        / "product_usage_daily"
+        / "activity_date=2026-11-02"
+        / "part-00000.parquet"
+    )
+    bad.write_bytes(b"PAR1 this is not parquet")
+    with pytest.raises(WarehouseError, match=r"building 2026-11-01 … 2026-11-03 failed"):
+        build(engine, ELEVEN[:3], ELEVEN[:3])
+    assert engine.count() == 0
 
 
 def test_next_snapshot_after(engine: SparkEngine) -> None:

@@ -18,7 +18,8 @@ Tables and types: :mod:`.tables`. The model: :mod:`.model` (translated from the 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
@@ -86,7 +87,8 @@ class SparkEngine:
                 src_line = r[5] if len(r) > 5 else line
                 yield (r[0], r[1], r[2], r[3], _naive(r[4]), source_file, src_line, _naive(loaded_at), run_id)
 
-        return self._replace_day(CRM, day, full())
+        with _spark_errors(f"loading the CRM snapshot of {day} ({source_file[:60]})"):
+            return self._replace_day(CRM, day, full())
 
     def replace_usage_day(
         self,
@@ -98,7 +100,8 @@ class SparkEngine:
     ) -> int:
         """Replace the usage of ``day``: rows ``(company_id, active_users, events)``."""
         at = _naive(loaded_at)
-        return self._replace_day(USAGE, day, ((r[0], r[1], r[2], raw_run_id, at) for r in rows))
+        with _spark_errors(f"loading the usage of {day}"):
+            return self._replace_day(USAGE, day, ((r[0], r[1], r[2], raw_run_id, at) for r in rows))
 
     def crm_snapshot_days(self) -> list[date]:
         return sorted(_partition_day(name) for name in self.files.children(CRM.path) if "=" in name)
@@ -118,10 +121,7 @@ class SparkEngine:
             else:  # a cluster file system: Spark writes it (the rows pass through the driver)
                 data = list(rows)
                 count = len(data)
-                schema = ", ".join(f"`{n}` {t.upper()}" for n, t in table.data_columns).replace(
-                    "TIMESTAMP", "TIMESTAMP_NTZ"
-                )
-                self.spark.createDataFrame(data, schema).coalesce(1).write.parquet(uri)
+                self.spark.createDataFrame(data, table.ddl(data_only=True)).coalesce(1).write.parquet(uri)
             self._swap(table, day, tmp, target)
         finally:
             self.files.delete(tmp)
@@ -179,6 +179,12 @@ class SparkEngine:
         """Build every day of ``start … end`` (the caller checked the build gate) and publish the days
         whose rows changed, one partition each; returns the days built (only once their partitions are in
         place), as :func:`company_activity.transform.build_segment` does."""
+        with _spark_errors(f"building {start} … {end}"):
+            return self._build(start, end, complete_days, first_usage_day, loaded_at)
+
+    def _build(
+        self, start: date, end: date, complete_days: set[date], first_usage_day: date, loaded_at: datetime
+    ) -> list[DayBuild]:
         from pyspark import StorageLevel
 
         spark = self.spark
@@ -249,6 +255,21 @@ class SparkEngine:
     def close(self) -> None:
         if self._own_session:
             self.spark.stop()
+
+
+@contextmanager
+def _spark_errors(what: str) -> Iterator[None]:
+    """A failure inside Spark (or its JVM) becomes a WarehouseError naming the operation and day."""
+    from py4j.protocol import Py4JError
+    from pyspark.errors import PySparkException
+
+    try:
+        yield
+    except (PySparkException, Py4JError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise WarehouseError(f"Spark engine: {what} failed: {first[:200]}") from exc
+    except OSError as exc:
+        raise WarehouseError(f"Spark engine: {what} failed: {exc}") from exc
 
 
 def _table(name: str) -> Table:

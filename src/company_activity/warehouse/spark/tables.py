@@ -30,10 +30,11 @@ class Table:
     def data_columns(self) -> list[tuple[str, str]]:
         return [c for c in self.columns if c[0] != self.partition]
 
-    def ddl(self) -> str:
+    def ddl(self, *, data_only: bool = False) -> str:
         """The Spark DDL schema string (``a STRING, b BIGINT, ...``), names quoted with backticks."""
         spark_type = {"timestamp": "TIMESTAMP_NTZ"}
-        return ", ".join(f"`{n}` {spark_type.get(t, t.upper())}" for n, t in self.columns)
+        cols = self.data_columns if data_only else self.columns
+        return ", ".join(f"`{n}` {spark_type.get(t, t.upper())}" for n, t in cols)
 
 
 CRM = Table(
