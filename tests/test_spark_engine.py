@@ -275,6 +275,8 @@ def test_crash_before_swap_leaves_previous_partition(engine: SparkEngine) -> Non
         ("B", 7, 7),
     ]
     engine.before_swap = None
+    engine.clean_tmp()
+    assert not (Path(engine.root.removeprefix("file:")) / "_tmp").exists()
     build(engine, days(d(8), d(11)), ELEVEN, at=datetime(2026, 12, 3))
     day8 = {r[1]: r for r in engine.read_day(d(8))}
     assert (day8["B"][6], day8["B"][9], day8["B"][10]) == (7, False, datetime(2026, 12, 3))

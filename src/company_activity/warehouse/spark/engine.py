@@ -9,7 +9,8 @@ Public operations (coarse and typed, for the pipeline's runner; run state lives 
 - ``crm_snapshot_days() -> list[date]``, ``next_snapshot_after(day) -> date | None``.
 - ``build_segment(start, end, *, complete_days, first_usage_day, loaded_at) -> list[DayBuild]``.
 - ``read_day(day, table=...) -> list[tuple]``, ``rows(table=...)``, ``count(table=..., day=None)``.
-- ``close()`` (stops the session only if the engine started it).
+- ``clean_tmp()`` (leftovers of killed writes; call holding the run lock), ``close()`` (stops the session
+  only if the engine started it).
 
 Tables and types: :mod:`.tables`. The model: :mod:`.model` (translated from the SQL file). The swap:
 :mod:`.files`.
@@ -251,6 +252,11 @@ class SparkEngine:
                     self.files.delete(target)
         finally:
             self.files.delete(tmp)
+
+    def clean_tmp(self) -> None:
+        """Remove what killed writes left under ``ROOT/_tmp`` (readers ignore it; call it holding the run
+        lock, when no other writer runs)."""
+        self.files.clean_tmp()
 
     def close(self) -> None:
         if self._own_session:
