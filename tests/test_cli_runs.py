@@ -103,7 +103,8 @@ def test_runs_show_gives_steps_checks_and_the_rerun_command(history: dict[str, s
     assert "ingest_usage" in shown.stdout and "build" in shown.stdout
 
     # the failed run's alerts, as sent (redacted), and the commands they suggest
-    assert [(a["severity"], a["title"], a["day"], a["step"]) for a in detail["alerts"]][0] == (
+    first = detail["alerts"][0]
+    assert (first["severity"], first["title"], first["day"], first["step"]) == (
         "error",
         "step failure",
         "2026-11-06",

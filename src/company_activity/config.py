@@ -146,6 +146,42 @@ class Settings(BaseSettings):
         default=None, description="the UI's external URL, e.g. https://activity.example.com"
     )
 
+    # -- issue 13: the Apache Spark engine (preview) ----------------------------------------------------
+    # COMPANY_ACTIVITY_WAREHOUSE=spark:ROOT puts the data (stg.*, analytics.*) in Parquet tables under ROOT;
+    # run state (ops.*) then lives in the store named here: a DuckDB file or a postgresql:// URL.
+    state: str = Field(default="./data/state.duckdb", description="run-state store when the data is in Spark")
+    spark_master: str = Field(default="local[*]", description="Spark master URL")
+    spark_conf: str | None = Field(default=None, description="key=value pairs, or a file of them")
+
+    @field_validator("warehouse")
+    @classmethod
+    def _spark_root(cls, value: str) -> str:
+        if value.startswith("spark:") and not value.removeprefix("spark:").strip():
+            raise ValueError("spark: needs the tables' root, e.g. spark:./data/tables or spark:abfss://...")
+        return value
+
+    @field_validator("state")
+    @classmethod
+    def _state_is_transactional(cls, value: str) -> str:
+        if value.startswith("spark:") or (
+            "://" in value and not value.startswith(("postgresql://", "postgres://"))
+        ):
+            raise ValueError("must be a DuckDB file path or a postgresql:// URL")
+        return value
+
+    @field_validator("spark_conf")
+    @classmethod
+    def _spark_conf_parses(cls, value: str | None) -> str | None:
+        from .errors import ConfigError
+        from .warehouse.spark.session import parse_conf
+
+        try:
+            parse_conf(value)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
+        return value
+
+    # -- end issue 13 ------------------------------------------------------------------------------------
     # logging
     log_format: Literal["text", "json"] = "text"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

@@ -276,6 +276,11 @@ def connect(
                 "pip install 'company-activity[postgres]'"
             ) from exc
         return PostgresWarehouse(url, lock_timeout=lock_timeout, read_only=read_only)
+    if url.startswith("spark:"):  # issue 13: a data engine, driven by the runner, not a Warehouse
+        raise ConfigError(
+            "COMPANY_ACTIVITY_WAREHOUSE=spark:... names the Spark data engine (preview): it is used through "
+            "company_activity.warehouse.spark.SparkEngine; the pipeline's commands do not run on it yet"
+        )
     path = url.removeprefix("duckdb:")
     if "://" in path:
         raise ConfigError(

@@ -1,0 +1,71 @@
+"""The Spark session of the engine, and the ``COMPANY_ACTIVITY_SPARK_CONF`` format.
+
+``COMPANY_ACTIVITY_SPARK_CONF`` is either ``key=value`` pairs (separated by commas, semicolons or new
+lines) or the path of a file of such lines (``spark-defaults.conf`` style: ``key=value`` or ``key value``,
+``#`` comments). Settings given there win over the engine's defaults below.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ...errors import ConfigError
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+#: what the engine needs (UTC, TIMESTAMP_NTZ-friendly Parquet, no _SUCCESS markers) and sensible quiet
+#: defaults; any of them can be overridden through ``conf``
+DEFAULTS: dict[str, str] = {
+    "spark.app.name": "company-activity",
+    "spark.ui.enabled": "false",
+    "spark.ui.showConsoleProgress": "false",
+    "spark.sql.session.timeZone": "UTC",
+    "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
+    "spark.sql.sources.partitionOverwriteMode": "dynamic",
+    "spark.sql.adaptive.enabled": "true",
+    "spark.hadoop.mapreduce.fileoutputcommitter.marksuccessfuljobs": "false",
+    "spark.hadoop.parquet.enable.summary-metadata": "false",
+    "spark.driver.extraJavaOptions": "-Duser.timezone=UTC",
+    "spark.executor.extraJavaOptions": "-Duser.timezone=UTC",
+}
+
+
+def parse_conf(value: str | None) -> dict[str, str]:
+    """``key=value`` pairs, or a file of them (see the module doc). Raises ConfigError on a bad pair."""
+    if not value or not value.strip():
+        return {}
+    text = value
+    candidate = Path(os.path.expanduser(value.strip()))
+    if "=" not in value and candidate.is_file():
+        text = candidate.read_text(encoding="utf-8")
+    elif "=" not in value:
+        raise ConfigError(
+            f"COMPANY_ACTIVITY_SPARK_CONF: {value[:40]!r} is neither key=value pairs nor a file"
+        )
+    out: dict[str, str] = {}
+    for raw in re.split(r"[\n;,]", text):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        m = re.match(r"^([A-Za-z0-9_.\-]+)\s*(?:=|\s)\s*(.*)$", line)
+        if not m or not m.group(2):
+            raise ConfigError(f"COMPANY_ACTIVITY_SPARK_CONF: {line[:40]!r} is not key=value")
+        out[m.group(1)] = m.group(2).strip()
+    return out
+
+
+def start_session(master: str, conf: Mapping[str, str]) -> SparkSession:
+    """A Spark session on ``master`` with the engine's defaults and ``conf`` over them (quiet logs)."""
+    from pyspark.sql import SparkSession
+
+    builder = SparkSession.builder.master(master)
+    for key, val in {**DEFAULTS, **conf}.items():
+        builder = builder.config(key, val)
+    session = builder.getOrCreate()
+    session.sparkContext.setLogLevel(conf.get("spark.log.level", "ERROR"))
+    return session

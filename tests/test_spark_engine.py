@@ -1,0 +1,380 @@
+"""The Spark engine (warehouse/spark) against the DuckDB engine and the spec's model, on a real local Spark.
+
+One Spark session (``local[2]``) serves every test of the module; each test gets its own table root. The
+build on Spark must give row for row (values and Python types) the table DuckDB gives on the same staged
+inputs: the worked example, generated histories (the property test of test_build.py) and 30 days of the
+simulator's synthetic data. Then the file-level promises: one day's partition replaced at a time, a
+rebuild that changes nothing leaves every file as it was, unchanged rows keep record_loaded_at, a crash
+before the swap leaves the previous partition readable, and hostile values round-trip.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from company_activity import transform
+from company_activity.errors import ConfigError, WarehouseError
+from company_activity.simulator.data import SyntheticData
+from company_activity.warehouse import Warehouse
+from company_activity.warehouse.spark import parse_root
+from company_activity.warehouse.spark.session import parse_conf
+
+from .helpers import Attrs, Model, days, seed_and_build
+from .test_build import NOV, d, histories
+
+pyspark = pytest.importorskip("pyspark", reason="the Spark engine needs the [spark] extra")
+
+from company_activity.warehouse.spark import SparkEngine  # noqa: E402
+
+AT = datetime(2026, 12, 1)
+ANALYTICS = (
+    "select activity_date, company_id, company_name, country, industry_tag, last_contact_at, active_users, "
+    'events, "7d_active_users", is_churn_risk, record_loaded_at from analytics.company_daily_activity '
+    "order by activity_date, company_id"
+)
+
+
+@pytest.fixture(scope="module")
+def spark() -> Iterator[Any]:
+    from company_activity.warehouse.spark.session import start_session
+
+    session = start_session(
+        "local[2]", {"spark.sql.shuffle.partitions": "4", "spark.default.parallelism": "2"}
+    )
+    yield session
+    session.stop()
+
+
+@pytest.fixture
+def engine(spark: Any, tmp_path: Path) -> SparkEngine:
+    return SparkEngine(str(tmp_path / "tables"), session=spark)
+
+
+# -- seeding and building, as the pipeline's runner will ---------------------------------------------------
+
+
+def stage(
+    engine: SparkEngine,
+    crm: Mapping[date, Mapping[str, Attrs]],
+    usage: Mapping[date, Mapping[str, tuple[int, int]]],
+    complete: list[date],
+) -> None:
+    for day, companies in crm.items():
+        rows = [(cid, *attrs) for cid, attrs in companies.items()]
+        engine.replace_crm_day(day, rows, source_file="test.csv", loaded_at=AT, run_id="test")
+    for day in complete:
+        rows = [(cid, u, e) for cid, (u, e) in usage[day].items()]
+        engine.replace_usage_day(day, rows, raw_run_id="test", loaded_at=AT)
+
+
+def build(engine: SparkEngine, all_days: list[date], complete: list[date], at: datetime = AT) -> list[Any]:
+    """Build every day the gate lets through, segment by segment (as transform.check_gate decides)."""
+    if not complete:
+        return []
+    first = min(complete)
+    done = set(complete)
+    ok = [day for day in all_days if not transform.gate_missing(day, done, first)]
+    built = []
+    for s, e in transform.segments(ok):
+        built += engine.build_segment(s, e, complete_days=done, first_usage_day=first, loaded_at=at)
+    return built
+
+
+def duck_rows(wh: Warehouse) -> list[tuple[object, ...]]:
+    return [tuple(r) for r in wh.execute(ANALYTICS)]
+
+
+def assert_same(spark_rows: list[tuple[Any, ...]], duck: list[tuple[Any, ...]]) -> None:
+    assert len(spark_rows) == len(duck)
+    for a, b in zip(spark_rows, duck, strict=True):
+        assert a == b
+        assert [type(x) for x in a] == [type(x) for x in b]
+
+
+def worked_example() -> tuple[dict[date, dict[str, Attrs]], dict[date, dict[str, tuple[int, int]]]]:
+    crm: dict[date, dict[str, Attrs]] = {}
+    usage: dict[date, dict[str, tuple[int, int]]] = {}
+    for day in days(d(1), d(11)):
+        crm[day] = {
+            "A": ("Acme Corp" if day >= d(5) else "Acme", "DE", "saas", None),
+            "B": ("Beta", "FR", None, datetime(2026, 10, 1, 12, 30)),
+        }
+        if day >= d(5):
+            crm[day]["C"] = ("Gamma", None, "retail", None)
+        usage[day] = {}
+        if day != d(4):
+            usage[day]["A"] = (10, 100)
+        if day == d(1):
+            usage[day]["B"] = (3, 5)
+        if day == d(6):
+            usage[day]["X"] = (1, 1)
+    return crm, usage
+
+
+ELEVEN = days(d(1), d(11))
+
+
+def files(root: Path) -> dict[str, int]:
+    """Every file under the table root (outside _tmp), with its modification time in ns."""
+    out = {}
+    for dirpath, _dirs, names in os.walk(root):
+        for name in names:
+            p = Path(dirpath) / name
+            rel = str(p.relative_to(root))
+            if not rel.startswith("_tmp"):
+                out[rel] = p.stat().st_mtime_ns
+    return out
+
+
+# -- the same table as DuckDB ------------------------------------------------------------------------------
+
+
+def test_worked_example_same_as_duckdb(engine: SparkEngine, wh: Warehouse) -> None:
+    crm, usage = worked_example()
+    stage(engine, crm, usage, ELEVEN)
+    built = build(engine, ELEVEN, ELEVEN)
+    seed_and_build(wh, crm, usage, ELEVEN, ELEVEN)
+    rows = engine.rows()
+    assert len(rows) == 30
+    assert_same(rows, duck_rows(wh))
+    t = {(r[0], r[1]): r for r in rows}
+    assert (t[(d(8), "B")][8], t[(d(8), "B")][9]) == (0, True)
+    assert t[(d(11), "A")][8] == 70
+    assert t[(d(6), "X")][2:6] == (None, None, None, None)
+    # the day summaries match the ones DuckDB's build returns
+    assert [(b.day, b.row_count, b.churn_risk_count, b.missing_crm_count) for b in built][5:8] == [
+        (d(6), 4, 0, 1),
+        (d(7), 3, 0, 0),
+        (d(8), 3, 1, 0),
+    ]
+
+
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(history=histories(), gap=st.integers(min_value=0, max_value=20))
+def test_generated_histories_match_model_and_duckdb(
+    spark: Any,
+    tmp_path_factory: pytest.TempPathFactory,
+    wh: Warehouse,
+    history: tuple[dict[date, dict[str, Attrs]], dict[date, dict[str, tuple[int, int]]], int],
+    gap: int,
+) -> None:
+    crm, usage, n_days = history
+    all_days = days(NOV, NOV + timedelta(days=n_days - 1))
+    complete = [day for i, day in enumerate(all_days) if i != gap]
+    engine = SparkEngine(str(tmp_path_factory.mktemp("tables")), session=spark)
+    stage(engine, crm, usage, complete)
+    build(engine, all_days, complete)
+    rows = engine.rows()
+    model = Model(crm, {day: usage[day] for day in complete}, complete).rows()
+    assert {(r[0], r[1]): r[2:10] for r in rows} == model
+    seed_and_build(wh, crm, usage, all_days, complete)
+    assert_same(rows, duck_rows(wh))
+
+
+def test_thirty_simulated_days_same_as_duckdb(spark: Any, tmp_path: Path, wh: Warehouse) -> None:
+    # each published day spread over three files, as a large day would be
+    engine = SparkEngine(str(tmp_path / "tables"), session=spark, files_per_day=3)
+    data = SyntheticData(seed=5, companies=120, epoch=date(2026, 1, 1))
+    thirty = days(date(2026, 11, 2), date(2026, 12, 1))
+    snapshot_days = [day for i, day in enumerate(thirty) if i % 4 != 3]  # some days without a snapshot
+    crm = {
+        day: {
+            r.company_id: (
+                r.name,
+                r.country,
+                r.industry_tag,
+                r.last_contact_at.replace(tzinfo=None) if r.last_contact_at else None,
+            )
+            for r in data.crm_snapshot(day)
+        }
+        for day in snapshot_days
+    }
+    usage = {day: {r.company_id: (r.active_users, r.events) for r in data.usage(day)} for day in thirty}
+    stage(engine, crm, usage, thirty)
+    # two segments, as a nightly run after a backfill would build them
+    build(engine, thirty[:20], thirty)
+    build(engine, thirty[20:], thirty)
+    seed_and_build(wh, crm, usage, thirty, thirty)
+    rows = engine.rows()
+    assert {r[0] for r in rows} == set(thirty)
+    assert any(r[9] for r in rows) and not all(r[9] for r in rows)  # both churn outcomes are compared
+    assert any(r[2] is None for r in rows)  # companies missing from the CRM too
+    assert_same(rows, duck_rows(wh))
+    per_day = [
+        sum(1 for f in p.iterdir() if f.suffix == ".parquet")
+        for p in (tmp_path / "tables" / "analytics" / "company_daily_activity").iterdir()
+    ]
+    assert len(per_day) == 30 and max(per_day) > 1
+
+
+# -- partitions, files and record_loaded_at ----------------------------------------------------------------
+
+
+def test_partition_replace_and_no_change_rebuild_leave_files_alone(
+    engine: SparkEngine, tmp_path: Path
+) -> None:
+    root = tmp_path / "tables"
+    crm, usage = worked_example()
+    stage(engine, crm, usage, ELEVEN)
+    build(engine, ELEVEN, ELEVEN)
+    before = files(root)
+    assert any(k.startswith("analytics/company_daily_activity/activity_date=2026-11-11/") for k in before)
+    assert all(".parquet" in k or k.endswith(".crc") for k in before)
+
+    # a rebuild that changes nothing, a day later: every file as it was
+    build(engine, ELEVEN, ELEVEN, at=datetime(2026, 12, 2))
+    assert files(root) == before
+
+    # usage of 11-06 re-ingested with a change: only that staging day and the built days 11-06 … 11-11
+    usage[d(6)] = {"A": (12, 100), "X": (1, 1)}
+    engine.replace_usage_day(d(6), [("A", 12, 100), ("X", 1, 1)], raw_run_id="again", loaded_at=AT)
+    build(engine, days(d(6), d(11)), ELEVEN, at=datetime(2026, 12, 2))
+    after = files(root)
+    changed_dirs = {k.rsplit("/", 1)[0] for k in set(before.items()) ^ set(after.items()) for k in [k[0]]}
+    expected = {"stg/product_usage_daily/activity_date=2026-11-06"} | {
+        f"analytics/company_daily_activity/activity_date={day.isoformat()}" for day in days(d(6), d(11))
+    }
+    assert changed_dirs == expected
+
+    # only the changed rows carry the new record_loaded_at
+    newer = [(r[0], r[1]) for r in engine.rows() if r[10] == datetime(2026, 12, 2)]
+    assert newer == [(day, "A") for day in days(d(6), d(11))]
+    assert engine.read_day(d(11))[0][8] == 72
+
+
+def test_crash_before_swap_leaves_previous_partition(engine: SparkEngine) -> None:
+    crm, usage = worked_example()
+    stage(engine, crm, usage, ELEVEN)
+    build(engine, ELEVEN, ELEVEN)
+    old_8 = engine.read_day(d(8))
+    engine.replace_usage_day(d(8), [("A", 10, 100), ("B", 7, 7)], raw_run_id="again", loaded_at=AT)
+
+    def crash(table: Any, day: date) -> None:
+        if day == d(8):
+            raise RuntimeError("killed before the swap")
+
+    engine.before_swap = crash
+    with pytest.raises(RuntimeError, match="killed"):
+        build(engine, days(d(8), d(11)), ELEVEN, at=datetime(2026, 12, 3))
+    assert engine.read_day(d(8)) == old_8  # the previous partition, whole and readable
+    assert engine.count() == 30
+    # a crashed staging load leaves the previous staging day too
+    with pytest.raises(RuntimeError, match="killed"):
+        engine.replace_usage_day(d(8), [("A", 1, 1)], raw_run_id="x", loaded_at=AT)
+    assert [r[1:4] for r in engine.read_day(d(8), "stg.product_usage_daily")] == [
+        ("A", 10, 100),
+        ("B", 7, 7),
+    ]
+    engine.before_swap = None
+    engine.clean_tmp()
+    assert not (Path(engine.root.removeprefix("file:")) / "_tmp").exists()
+    build(engine, days(d(8), d(11)), ELEVEN, at=datetime(2026, 12, 3))
+    day8 = {r[1]: r for r in engine.read_day(d(8))}
+    assert (day8["B"][6], day8["B"][9], day8["B"][10]) == (7, False, datetime(2026, 12, 3))
+
+
+def test_hostile_values_round_trip_and_any_parquet_reader_reads_them(
+    engine: SparkEngine, tmp_path: Path
+) -> None:
+    nasty = [
+        "nul\x00inside",
+        "x" * 100_000,
+        'cr\r\nlf, "quoted", comma',
+        "Zürich — 東京 🚀",
+        "  spaces kept  ",
+    ]
+    crm: dict[date, dict[str, Attrs]] = {
+        d(1): {
+            f"id,{i}\x00\r\n": (v, v[:10], None, datetime(2026, 10, 31, 23, 59, 59, 999999))
+            for i, v in enumerate(nasty)
+        }
+    }
+    big = 2**62 + 1
+    usage = {d(1): {"id,0\x00\r\n": (big, big + 5), "U\u00e9": (1, 2)}}
+    stage(engine, crm, usage, [d(1)])
+    build(engine, [d(1)], [d(1)])
+    rows = {r[1]: r for r in engine.read_day(d(1))}
+    assert len(rows) == 6
+    for i, v in enumerate(nasty):
+        assert rows[f"id,{i}\x00\r\n"][2:6] == (v, v[:10], None, datetime(2026, 10, 31, 23, 59, 59, 999999))
+    assert rows["id,0\x00\r\n"][6:9] == (big, big + 5, big)
+    # DuckDB reads the Parquet table as it is: the spec's column names, the day from the directory
+    path = tmp_path / "tables" / "analytics" / "company_daily_activity" / "**" / "*.parquet"
+    con = duckdb.connect()
+    got = con.execute(
+        f"select activity_date, company_id, company_name, \"7d_active_users\" from read_parquet('{path}', "  # noqa: S608
+        "hive_partitioning = true) where company_id = ?",
+        ["id,0\x00\r\n"],
+    ).fetchall()
+    assert got == [(d(1), "id,0\x00\r\n", nasty[0], big)]
+    names = [c[0] for c in con.execute(f"describe select * from read_parquet('{path}')").fetchall()]  # noqa: S608
+    assert names[:10] == [
+        "company_id",
+        "company_name",
+        "country",
+        "industry_tag",
+        "last_contact_at",
+        "active_users",
+        "events",
+        "7d_active_users",
+        "is_churn_risk",
+        "record_loaded_at",
+    ]
+
+
+def test_a_spark_failure_is_a_warehouse_error_naming_the_days(engine: SparkEngine, tmp_path: Path) -> None:
+    crm, usage = worked_example()
+    stage(engine, crm, usage, ELEVEN[:3])
+    bad = (
+        tmp_path
+        / "tables"
+        / "stg"
+        / "product_usage_daily"
+        / "activity_date=2026-11-02"
+        / "part-00000.parquet"
+    )
+    bad.write_bytes(b"PAR1 this is not parquet")
+    with pytest.raises(WarehouseError, match=r"building 2026-11-01 … 2026-11-03 failed"):
+        build(engine, ELEVEN[:3], ELEVEN[:3])
+    assert engine.count() == 0
+
+
+def test_next_snapshot_after(engine: SparkEngine) -> None:
+    for day in (d(1), d(4), d(9)):
+        engine.replace_crm_day(day, [("A", "a", None, None, None)], source_file="f", loaded_at=AT, run_id="r")
+    assert engine.crm_snapshot_days() == [d(1), d(4), d(9)]
+    assert engine.next_snapshot_after(d(1)) == d(4)
+    assert engine.next_snapshot_after(d(4)) == d(9)
+    assert engine.next_snapshot_after(d(9)) is None
+    # staging keeps the load metadata: source file, line, run
+    assert engine.read_day(d(4), "stg.crm_daily")[0][6:] == ("f", 2, AT, "r")
+
+
+# -- settings (no Spark needed) ----------------------------------------------------------------------------
+
+
+def test_spark_conf_pairs_and_files(tmp_path: Path) -> None:
+    assert parse_conf("spark.executor.memory=4g, spark.sql.shuffle.partitions=400") == {
+        "spark.executor.memory": "4g",
+        "spark.sql.shuffle.partitions": "400",
+    }
+    conf = tmp_path / "spark.conf"
+    conf.write_text("# cluster\nspark.executor.cores 4\nspark.hadoop.fs.azure.account.auth.type=OAuth\n")
+    assert parse_conf(str(conf)) == {
+        "spark.executor.cores": "4",
+        "spark.hadoop.fs.azure.account.auth.type": "OAuth",
+    }
+    with pytest.raises(ConfigError, match="key=value"):
+        parse_conf("spark.x=1, nonsense")
+    assert parse_root("spark:./data/tables") == "./data/tables"
+    assert parse_root("spark:abfss://c@a.dfs.core.windows.net/t") == "abfss://c@a.dfs.core.windows.net/t"
+    assert parse_root("./warehouse.duckdb") is None
