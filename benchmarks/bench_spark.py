@@ -26,8 +26,9 @@ from pathlib import Path
 
 from bench_build import START, fill, peak_rss_mb  # type: ignore[import-not-found]
 
-from company_activity import transform
+from company_activity.state import RunStateStore
 from company_activity.warehouse import connect
+from company_activity.warehouse.build import build_segment
 
 CHECK = 'select count(*), sum("7d_active_users"), sum(case when is_churn_risk then 1 else 0 end)'
 
@@ -41,7 +42,14 @@ def prepare(tmp: Path, companies: int, days: int) -> tuple[Path, float, list[int
     print(f"  fill staging (DuckDB)                 {time.perf_counter() - t0:8.2f} s", flush=True)
     end = START + timedelta(days=days - 1)
     t0 = time.perf_counter()
-    transform.build_segment(wh, START, end, first_usage_day=START, loaded_at=datetime(2026, 1, 2))
+    build_segment(
+        wh,
+        START,
+        end,
+        complete_days=RunStateStore(wh).complete_days(START, end),
+        first_usage_day=START,
+        loaded_at=datetime(2026, 1, 2),
+    )
     duck = time.perf_counter() - t0
     print(f"  DuckDB: build all {days} days            {duck:8.2f} s   peak RSS {peak_rss_mb():.0f} MB")
     check = [int(x) for x in wh.execute(f"{CHECK} from analytics.company_daily_activity")[0]]

@@ -62,6 +62,11 @@ def _publish(column_test: str, what: str, name: str) -> Mutant:
     return Mutant(name, SQL, f"            and {column_test}\n", "", (FIELDS,), what)
 
 
+PLAN = "src/company_activity/run/plan.py"
+BUILD_STEP = "src/company_activity/steps/build.py"
+STALE_NET = "stale = (affected or set()) | context.state.stale_built_days()"
+STALE_NET_OFF = "stale = affected or set()"
+
 MUTANTS: list[Mutant] = [
     # -- the publish step: each comparison of a candidate row with the published one -------------------------
     _publish("c.events = t.events", "publish ignores a change of events", "publish-events"),
@@ -93,17 +98,17 @@ MUTANTS: list[Mutant] = [
     # -- the build gate and the nightly (candidate_short) formulation ----------------------------------------
     Mutant(
         "gate-d6",
-        "src/company_activity/transform.py",
-        "needed = [day - timedelta(days=k) for k in range(6, -1, -1)]",
-        "needed = [day - timedelta(days=k) for k in range(5, -1, -1)]",
+        PLAN,
+        "needed = [day - timedelta(days=k) for k in range(WINDOW_DAYS - 1, -1, -1)]",
+        "needed = [day - timedelta(days=k) for k in range(WINDOW_DAYS - 2, -1, -1)]",
         ("tests/test_nightly.py",),
         "the build gate stops at D-5 (D-6 incomplete no longer blocks D)",
     ),
     Mutant(
         "gate-d7",
-        "src/company_activity/transform.py",
-        "needed = [day - timedelta(days=k) for k in range(6, -1, -1)]",
-        "needed = [day - timedelta(days=k) for k in range(7, -1, -1)]",
+        PLAN,
+        "needed = [day - timedelta(days=k) for k in range(WINDOW_DAYS - 1, -1, -1)]",
+        "needed = [day - timedelta(days=k) for k in range(WINDOW_DAYS, -1, -1)]",
         ("tests/test_nightly.py",),
         "the build gate reaches D-7",
     ),
@@ -142,46 +147,34 @@ MUTANTS: list[Mutant] = [
     # -- reruns rebuild what changed -------------------------------------------------------------------------
     Mutant(
         "usage-rebuild-range",
-        "src/company_activity/pipeline.py",
-        "affected |= set(_days(day, day + timedelta(days=6)))",
-        "affected |= set(_days(day, day + timedelta(days=5)))",
+        PLAN,
+        "return set(days(day, day + timedelta(days=WINDOW_DAYS - 1)))",
+        "return set(days(day, day + timedelta(days=WINDOW_DAYS - 2)))",
         (FIELDS,),
         "re-ingested usage rebuilds D … D+5, not D … D+6 (and no stale-day safety net)",
-        more=(
-            (
-                "src/company_activity/pipeline.py",
-                '        affected |= {r[0] for r in self.wh.run("ops.sql", "stale_built_days")}\n',
-                "",
-            ),
-        ),
+        more=((BUILD_STEP, STALE_NET, STALE_NET_OFF),),
     ),
     Mutant(
         "crm-rebuild-range",
-        "src/company_activity/pipeline.py",
-        "return set(_days(day, last + timedelta(days=6)))",
-        "return set(_days(day, last))",
+        PLAN,
+        "return set(days(day, last + timedelta(days=WINDOW_DAYS - 1)))",
+        "return set(days(day, last))",
         (FIELDS,),
         "a late CRM snapshot does not rebuild the churn flags six days on (and no stale-day safety net)",
-        more=(
-            (
-                "src/company_activity/pipeline.py",
-                '        affected |= {r[0] for r in self.wh.run("ops.sql", "stale_built_days")}\n',
-                "",
-            ),
-        ),
+        more=((BUILD_STEP, STALE_NET, STALE_NET_OFF),),
     ),
     Mutant(
         "no-stale-net",
-        "src/company_activity/pipeline.py",
-        '        affected |= {r[0] for r in self.wh.run("ops.sql", "stale_built_days")}\n',
-        "",
+        BUILD_STEP,
+        STALE_NET,
+        STALE_NET_OFF,
         ("tests/test_crash.py", "tests/test_usage_crash.py"),
         "built days whose inputs were loaded after their build (a run killed in between) are not rebuilt",
     ),
     # -- the API client --------------------------------------------------------------------------------------
     Mutant(
         "usage-401-reset",
-        "src/company_activity/sources/usage_api.py",
+        "src/company_activity/sources/usage/client.py",
         "                continue\n            auth.refreshed = False\n",
         "                continue\n",
         ("tests/test_usage_api.py",),
@@ -190,7 +183,7 @@ MUTANTS: list[Mutant] = [
     # -- monitoring ------------------------------------------------------------------------------------------
     Mutant(
         "volume-zero-week",
-        "src/company_activity/monitoring.py",
+        "src/company_activity/steps/checks.py",
         "anomalous = prev is not None and prev > t and (week is None or week > t)",
         "anomalous = prev is not None and prev > t and (week_ago_count is None or (week or 0) > t)",
         ("tests/test_monitoring.py",),

@@ -21,8 +21,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from company_activity import transform
 from company_activity.errors import ConfigError, WarehouseError
+from company_activity.run import plan
 from company_activity.simulator.data import SyntheticData
 from company_activity.warehouse import Warehouse
 from company_activity.warehouse.spark import parse_root
@@ -77,14 +77,14 @@ def stage(
 
 
 def build(engine: SparkEngine, all_days: list[date], complete: list[date], at: datetime = AT) -> list[Any]:
-    """Build every day the gate lets through, segment by segment (as transform.check_gate decides)."""
+    """Build every day the gate lets through, segment by segment (as the plan's gate decides)."""
     if not complete:
         return []
     first = min(complete)
     done = set(complete)
-    ok = [day for day in all_days if not transform.gate_missing(day, done, first)]
+    ok = [day for day in all_days if not plan.gate_missing(day, done, first)]
     built = []
-    for s, e in transform.segments(ok):
+    for s, e in plan.segments(ok):
         built += engine.build_segment(s, e, complete_days=done, first_usage_day=first, loaded_at=at)
     return built
 

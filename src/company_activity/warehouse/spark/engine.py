@@ -27,7 +27,7 @@ from urllib.parse import urlparse
 
 from ... import sql as sqlfiles
 from ...errors import WarehouseError
-from ...transform import DayBuild
+from ..build import DayBuild
 from . import model
 from .files import Files
 from .session import start_session
@@ -179,7 +179,7 @@ class SparkEngine:
     ) -> list[DayBuild]:
         """Build every day of ``start … end`` (the caller checked the build gate) and publish the days
         whose rows changed, one partition each; returns the days built (only once their partitions are in
-        place), as :func:`company_activity.transform.build_segment` does."""
+        place), as :func:`company_activity.warehouse.build.build_segment` does."""
         with _spark_errors(f"building {start} … {end}"):
             return self._build(start, end, complete_days, first_usage_day, loaded_at)
 
