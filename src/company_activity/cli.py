@@ -27,6 +27,7 @@ from .preflight import check_closed_day, check_range, check_settings
 from .progress_view import RunProgress
 from .redact import redact
 from .run.plan import RunPlan, segments
+from .run.vocab import use_config_file
 from .simulator.cli import simulate_api
 from .status_view import render_calendar, render_json
 from .stopping import StopSignal
@@ -131,6 +132,7 @@ def main(ctx: click.Context, config_file: str | None, log_level: str | None, log
         COMPANY_ACTIVITY_API_URL=https://usage.example.com company-activity run
     """
     ctx.obj = _Context(config_file, log_level, log_format)
+    use_config_file(config_file)  # every command the output suggests carries the same --config
 
 
 def _pipeline(ctx: click.Context, **overrides: Any) -> Pipeline:

@@ -13,6 +13,7 @@ from datetime import UTC, date, datetime, timedelta
 from .config import Settings
 from .logs import configure
 from .pipeline import Pipeline
+from .run.vocab import use_config_file
 from .simulator import SimulatorOptions, SimulatorServer
 from .simulator.cli import default_epoch
 from .storage import open_lake
@@ -63,6 +64,11 @@ def run_demo(
                 "api_rate_limit": 1000.0,
             }
         )
+        # the settings file first: the commands the run's alerts suggest carry it (`--config …`)
+        config = write_config(
+            folder, warehouse=warehouse, lake=lake_root, start=first, options=options, settings=base
+        )
+        use_config_file(_shown(config))
         echo(f"running {first.isoformat()} … {last.isoformat()} into {warehouse}")
         with Pipeline(settings) as pipeline:
             report = pipeline.run()
@@ -89,9 +95,6 @@ def run_demo(
                 echo(f"  … and {len(churn_rows) - 20} more")
         echo("")
         echo(f"{'FAILED' if report.failed else 'OK'}: run {report.run_id}, {len(report.built)} day(s) built")
-        config = write_config(
-            folder, warehouse=warehouse, lake=lake_root, start=first, options=options, settings=base
-        )
         echo(f"warehouse: {warehouse}")
         echo(f"lake:      {lake_root}  (raw API pages under raw/product_usage/, CRM under crm/)")
         echo(f"settings:  {config}  (the demo's world; every command below reads it)")

@@ -17,6 +17,8 @@ from typing import Any, Literal
 
 import click
 
+from .run.vocab import command_head
+
 Level = Literal["none", "ok", "pending", "warning", "failed", "lost"]
 _RANK: dict[Level, int] = {"none": 0, "ok": 1, "pending": 2, "warning": 3, "failed": 4, "lost": 5}
 _SYMBOL: dict[Level, tuple[str, str]] = {  # unicode, ascii
@@ -209,7 +211,7 @@ def _wrapped(notes: str, day: date, width: int, style: Any, ell: str) -> list[st
     room = max((width if width > 0 else 100) - len(_INDENT), 20)
     lines = textwrap.wrap(notes, room, break_long_words=True, break_on_hyphens=False)
     if len(lines) > NOTE_LINES:
-        more = f"{ell} (company-activity status --day {day.isoformat()})"
+        more = f"{ell} ({command_head()} status --day {day.isoformat()})"
         lines = lines[:NOTE_LINES]
         lines[-1] = _truncate(lines[-1], max(room - len(more) - 1, 10), ell).rstrip(ell) + " " + more
     return [_INDENT + style(line) for line in lines]

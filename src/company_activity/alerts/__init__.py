@@ -19,6 +19,7 @@ import tenacity
 
 from ..errors import TerminalError
 from ..redact import redact
+from ..run.vocab import command_head
 
 if TYPE_CHECKING:
     from ..config import Settings
@@ -360,7 +361,7 @@ def run_summary_alert(
     ordered = sorted(held, key=lambda a: (rank[a.severity], a.day or date.min, a.step or ""))
     lines = [_summary_line(a) for a in ordered[:SUMMARY_LINES]]
     if len(ordered) > SUMMARY_LINES:
-        lines.append(f"… and {len(ordered) - SUMMARY_LINES} more: company-activity runs show {run_id}")
+        lines.append(f"… and {len(ordered) - SUMMARY_LINES} more: {command_head()} runs show {run_id}")
     worst = ordered[0].severity if ordered else "info"
     if first_error_sent:
         worst = "error"

@@ -6,6 +6,7 @@ Every place that names a step, a status or a command to rerun uses these (the le
 
 from __future__ import annotations
 
+import shlex
 from datetime import date
 from typing import Final, Literal, TypeAlias
 
@@ -37,6 +38,20 @@ def is_step(name: str) -> bool:
     return name in STEPS
 
 
+_config_file: str | None = None
+
+
+def use_config_file(path: str | None) -> None:
+    """Make every suggested command carry ``--config PATH`` (the settings file this process runs with)."""
+    global _config_file
+    _config_file = path
+
+
+def command_head() -> str:
+    """``company-activity``, with ``--config PATH`` when the settings came from a file."""
+    return "company-activity" + (f" --config {shlex.quote(_config_file)}" if _config_file else "")
+
+
 def rerun_hint(
     command: HintCommand,
     day: date | None = None,
@@ -51,7 +66,7 @@ def rerun_hint(
     ``... rerun --date D --from-step S``; ``("build"|"backfill", start, end=e)`` -> ``... --start S --end E``;
     ``("status", start, end=e)`` -> ``... status S - E``; ``("verbatim", verbatim=cmd)`` -> ``... cmd``.
     """
-    head = "company-activity"
+    head = command_head()
     if command == "verbatim":
         return f"{head} {verbatim or ''}".rstrip()
     if day is None:
