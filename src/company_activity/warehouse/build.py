@@ -95,5 +95,8 @@ def build_segment(
             wh.run(POPULATE, "cleanup", params)
             marts.refresh(wh, chunk_start, chunk_end, built_at=loaded_at)  # issue 12: weekly/monthly marts
             chunk_start = chunk_end + timedelta(days=1)
-    built = [DayBuild(r[0], int(r[1]), int(r[2] or 0), int(r[3] or 0), *changes[r[0]]) for r in summary]
+    built = [
+        DayBuild(r[0], int(r[1]), int(r[2] or 0), int(r[3] or 0), *changes.get(r[0], (0, 0, 0, 0)))
+        for r in summary
+    ]
     return built, rejected
