@@ -8,60 +8,26 @@ Exit status: 0 everything succeeded (warnings allowed); 1 the pipeline ran and a
 
 from __future__ import annotations
 
-import shutil
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from datetime import UTC, date, datetime, timedelta
+from collections.abc import Callable
+from datetime import date
 from typing import Any
 
 import click
 
-from .config import Settings, load_settings
-from .errors import ConfigError, WarehouseError
-from .exits import EXIT_CODES, exit_on_errors
+from .cli_support import Context, echo, errors, parse_date, setup_logging
+from .cli_views import runs, status
+from .config import Settings
+from .errors import ConfigError
+from .exits import EXIT_CODES
 from .interrupts import exit_now_if_stuck, handle_signals
-from .logs import configure_from_settings
 from .pipeline import Pipeline, Planner, RunReport, plan_read_only
 from .preflight import check_closed_day, check_range, check_settings
 from .progress_view import RunProgress
-from .redact import redact
 from .run.plan import RunPlan, segments
 from .run.vocab import use_config_file
 from .simulator.cli import simulate_api
-from .status_view import render_calendar, render_json
 from .stopping import StopSignal
-from .warehouse import Warehouse, connect
-
-
-class _Context:
-    def __init__(self, config_file: str | None, log_level: str | None, log_format: str | None):
-        self.config_file = config_file
-        self.overrides: dict[str, Any] = {}
-        if log_level:
-            self.overrides["log_level"] = log_level
-        if log_format:
-            self.overrides["log_format"] = log_format
-
-    def settings(self, **overrides: Any) -> Settings:
-        return load_settings(self.config_file, **(self.overrides | overrides))
-
-
-def _setup_logging(settings: Settings) -> None:
-    configure_from_settings(settings)
-
-
-_errors = exit_on_errors  # the one exit-code map (exits.py)
-
-
-def _date(value: str | None, option: str) -> date | None:
-    if value is None:
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise ConfigError(f"{option} {value!r} is not a date (YYYY-MM-DD)") from None
-
 
 #: the group's options that may also stand after the sub-command (`company-activity run --config f.toml`)
 _HOISTED = ("--config", "--log-level", "--log-format")
@@ -131,43 +97,39 @@ def main(ctx: click.Context, config_file: str | None, log_level: str | None, log
     Nightly, against a real API:
         COMPANY_ACTIVITY_API_URL=https://usage.example.com company-activity run
     """
-    ctx.obj = _Context(config_file, log_level, log_format)
+    ctx.obj = Context(config_file, log_level, log_format)
     use_config_file(config_file)  # every command the output suggests carries the same --config
 
 
 def _pipeline(ctx: click.Context, **overrides: Any) -> Pipeline:
     settings = ctx.obj.settings(**overrides)
     check_settings(settings, needs_api=False)  # the whole configuration, before anything is touched
-    _setup_logging(settings)
+    setup_logging(settings)
     return Pipeline(settings)
 
 
-def _echo(text: str) -> None:
-    click.echo(redact(text))
-
-
 def _print_report(report: RunReport) -> None:
-    _echo(f"run {report.run_id}: {report.command}")
+    echo(f"run {report.run_id}: {report.command}")
     for note in report.notes:
-        _echo(note)
+        echo(note)
     if report.caught_up:
-        _echo("caught up: " + ", ".join(d.isoformat() for d in report.caught_up))
+        echo("caught up: " + ", ".join(d.isoformat() for d in report.caught_up))
     for step in report.steps:
         rows = f" rows={step.rows_loaded}" if step.rows_loaded is not None else ""
         rejected = f" rejected={step.rows_rejected}" if step.rows_rejected else ""
         msg = f"  {step.message}" if step.message else ""
-        _echo(f"  {step.day.isoformat()}  {step.step:<13} {step.status:<9}{rows}{rejected}{msg}")
+        echo(f"  {step.day.isoformat()}  {step.step:<13} {step.status:<9}{rows}{rejected}{msg}")
     if report.pending:
-        _echo("pending (API not final yet): " + ", ".join(d.isoformat() for d in report.pending))
+        echo("pending (API not final yet): " + ", ".join(d.isoformat() for d in report.pending))
     if report.lost:
-        _echo("LOST (outside the API's retention): " + ", ".join(d.isoformat() for d in report.lost))
+        echo("LOST (outside the API's retention): " + ", ".join(d.isoformat() for d in report.lost))
     if report.stopped:
-        _echo(
+        echo(
             f"INTERRUPTED ({report.stopped}): {len(report.built)} day(s) built; the day in progress was "
             "left for the next run, which picks up the rest"
         )
         return
-    _echo(f"{'FAILED' if report.failed else 'OK'}: {len(report.built)} day(s) built; {alert_counts(report)}")
+    echo(f"{'FAILED' if report.failed else 'OK'}: {len(report.built)} day(s) built; {alert_counts(report)}")
 
 
 def alert_counts(report: RunReport) -> str:
@@ -196,12 +158,12 @@ def _execute(
     The whole configuration and the arguments are checked first (exit 2, nothing touched). SIGINT and
     SIGTERM stop the run through its :class:`StopSignal` (see :mod:`company_activity.interrupts`).
     """
-    with _errors():
+    with errors():
         settings = ctx.obj.settings()
         check_settings(settings, needs_api=needs_api)
         if check is not None:
             check(settings)
-        _setup_logging(settings)
+        setup_logging(settings)
         stop = StopSignal(deadline_seconds=settings.run_deadline)
         try:
             with (
@@ -242,18 +204,18 @@ def _dry_run(
 
     No run is recorded and no file or folder is created (the warehouse is opened read-only, or not at all).
     """
-    with _errors():
+    with errors():
         settings = ctx.obj.settings()
         check_settings(settings, needs_api=needs_api)
         if check is not None:
             check(settings)
-        _setup_logging(settings)
+        setup_logging(settings)
         the_plan, stale = plan_read_only(settings, make)
     rebuilds = ", ".join(f"{a.isoformat()}..{b.isoformat()}" for a, b in segments(stale)) or "none"
     for line in the_plan.describe():
-        _echo(line)
-    _echo(f"rebuilds of stale built days: {rebuilds} (plus the days whose inputs this run changes)")
-    _echo("dry run: nothing was run, recorded or created")
+        echo(line)
+    echo(f"rebuilds of stale built days: {rebuilds} (plus the days whose inputs this run changes)")
+    echo("dry run: nothing was run, recorded or created")
     sys.exit(0)
 
 
@@ -266,7 +228,7 @@ def _ordered(start: date, end: date) -> None:
 
 
 def _required(value: str, option: str) -> date:
-    day = _date(value, option)
+    day = parse_date(value, option)
     assert day is not None
     return day
 
@@ -292,8 +254,8 @@ def run(ctx: click.Context, day: str | None, dry_run: bool) -> None:
         company-activity run
         company-activity run --date 2026-11-20
     """
-    with _errors():
-        the_day = _date(day, "--date")
+    with errors():
+        the_day = parse_date(day, "--date")
     if dry_run:
         _dry_run(ctx, lambda p: p.run(day=the_day), check=lambda s: check_closed_day(s, the_day, "--date"))
     _execute(
@@ -315,7 +277,7 @@ def backfill(ctx: click.Context, start: str, end: str, dry_run: bool) -> None:
     Example:
         company-activity backfill --start 2026-11-01 --end 2026-11-14
     """
-    with _errors():
+    with errors():
         s, e = _required(start, "--start"), _required(end, "--end")
     if dry_run:
         _dry_run(
@@ -347,7 +309,7 @@ def rerun(ctx: click.Context, day: str, from_step: str | None) -> None:
         company-activity rerun --date 2026-11-20 --from-step build
         company-activity rerun --date 2026-11-20          # from the step that failed
     """
-    with _errors():
+    with errors():
         the_day = _required(day, "--date")
     _execute(
         ctx,
@@ -370,9 +332,9 @@ def replay(ctx: click.Context, day: str, end: str | None) -> None:
     Example:
         company-activity replay --date 2026-11-20 --end 2026-11-25
     """
-    with _errors():
+    with errors():
         s = _required(day, "--date")
-        e = _date(end, "--end") or s
+        e = parse_date(end, "--end") or s
     _execute(
         ctx,
         lambda pipeline, progress: pipeline.replay(s, e, progress=progress),
@@ -395,7 +357,7 @@ def build(ctx: click.Context, start: str, end: str, dry_run: bool) -> None:
     Example:
         company-activity build --start 2026-11-01 --end 2026-11-14
     """
-    with _errors():
+    with errors():
         s, e = _required(start, "--start"), _required(end, "--end")
     if dry_run:
         check = lambda settings: check_range(settings, s, e, "--start")  # noqa: E731
@@ -409,65 +371,6 @@ def build(ctx: click.Context, start: str, end: str, dry_run: bool) -> None:
 
 
 @main.command()
-@click.option(
-    "--days",
-    default=14,
-    show_default=True,
-    type=click.IntRange(1, 3660),
-    help="How many days back from today.",
-)
-@click.option("--day", "one_day", default=None, metavar="YYYY-MM-DD", help="Everything about one day.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-@click.pass_context
-def status(ctx: click.Context, days: int, one_day: str | None, as_json: bool) -> None:
-    """Per day: CRM, usage and build status, row counts, quality results, last error, last run.
-
-    Reads only: it never creates or migrates a warehouse.
-
-    \b
-    Examples:
-        company-activity status --days 7
-        company-activity status --day 2026-11-21
-    """
-    from .runs_view import count_runs
-    from .state.status import day_detail, latest_day, latest_run, status_rows
-    from .status_view import day_json, render_day
-
-    with _errors():
-        day = _date(one_day, "--day")
-        with _reader(ctx) as wh:
-            settings = ctx.obj.settings()
-            today = settings.today or datetime.now(UTC).date()
-            if day is not None:
-                detail = day_detail(wh, day)
-            else:
-                rows = status_rows(wh, today, days)
-                latest = latest_run(wh)
-                recorded = count_runs(wh) if not rows else len(rows)
-                newest = latest_day(wh) if not rows else None
-    if day is not None:
-        click.echo(day_json(detail) if as_json else render_day(detail), nl=as_json)
-        return
-    if as_json:
-        click.echo(render_json(rows))
-        return
-    if not rows:
-        if not recorded:
-            click.echo("no runs recorded yet")
-        else:
-            hint = f"; the newest day any run touched is {newest.isoformat()}" if newest else ""
-            click.echo(f"no runs touched the last {days} day(s) ({recorded} run(s) recorded{hint})")
-        return
-    width = shutil.get_terminal_size((100, 24)).columns
-    click.echo(render_calendar(rows, width=width, start=today - timedelta(days=days), end=today), nl=False)
-    if latest is not None and latest["status"] != "succeeded":
-        _echo(
-            f"latest run {latest['run_id']} ({latest['command']}): {latest['status'].upper()}"
-            + (f" — {latest['message']}" if latest["message"] else "")
-        )
-
-
-@main.command()
 @click.pass_context
 def init(ctx: click.Context) -> None:
     """Create the warehouse schema (or check it is current).
@@ -476,7 +379,7 @@ def init(ctx: click.Context) -> None:
     Example:
         COMPANY_ACTIVITY_WAREHOUSE=./data/warehouse.duckdb company-activity init
     """
-    with _errors(), _pipeline(ctx) as pipeline:
+    with errors(), _pipeline(ctx) as pipeline:
         version = pipeline.wh.schema_version()
         applied = pipeline.schema_applied
         how = (
@@ -522,93 +425,16 @@ def demo(ctx: click.Context, folder: str, days: int, companies: int, seed: int) 
     """
     from .demo import run_demo
 
-    with _errors():
+    with errors():
         code = run_demo(
             ctx.obj.settings(), folder=folder, days=days, companies=companies, seed=seed, echo=click.echo
         )
     sys.exit(code)
 
 
-@main.group(invoke_without_command=True)
-@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 10_000), help="How many runs.")
-@click.option(
-    "--status",
-    "status_filter",
-    type=click.Choice(["running", "succeeded", "failed", "interrupted"]),
-    default=None,
-    help="Only runs that ended so.",
-)
-@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-@click.pass_context
-def runs(ctx: click.Context, limit: int, status_filter: str | None, as_json: bool) -> None:
-    """The run history, newest first (reads only; creates nothing).
-
-    \b
-    Examples:
-        company-activity runs --limit 5
-        company-activity runs --status failed --json
-        company-activity runs show 20261128T202143Z-5bebc4
-    """
-    if ctx.invoked_subcommand is not None:
-        ctx.meta["runs_json"] = as_json
-        return
-    from rich.console import Console
-
-    from .runs_view import count_runs, recent_runs, render_runs, to_json
-
-    with _errors(), _reader(ctx) as wh:
-        found = recent_runs(wh, limit=limit, status=status_filter)
-        total = count_runs(wh) if not found else len(found)
-    if as_json:
-        click.echo(to_json(found))
-        return
-    if not found:
-        click.echo(f"no {status_filter} runs among the {total} recorded" if total else "no runs recorded yet")
-        return
-    render_runs(Console(highlight=False), found)
-
-
-@runs.command("show")
-@click.argument("run_id")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
-@click.pass_context
-def runs_show(ctx: click.Context, run_id: str, as_json: bool) -> None:
-    """One run: its steps per day with durations and rows, checks, and the commands to re-run what failed.
-
-    RUN_ID may be the first characters of the id when they are unique.
-
-    \b
-    Example:
-        company-activity runs show 20261128T202143Z
-    """
-    from rich.console import Console
-
-    from .runs_view import load_run, render_run, to_json
-
-    with _errors(), _reader(ctx) as wh:
-        detail = load_run(wh, run_id)
-    if as_json or ctx.meta.get("runs_json"):
-        click.echo(to_json(detail))
-        return
-    render_run(Console(highlight=False), detail)
-
-
-@contextmanager
-def _reader(ctx: click.Context) -> Iterator[Warehouse]:
-    """A read-only connection to the configured warehouse; creates nothing."""
-    settings = ctx.obj.settings()
-    check_settings(settings, needs_api=False)  # the whole configuration, before anything is opened
-    _setup_logging(settings)
-    wh = connect(settings.warehouse, lock_timeout=settings.lock_timeout, read_only=True)
-    try:
-        if wh.schema_version() is None:
-            raise WarehouseError(f"warehouse {wh.location} has no company-activity schema yet")
-        yield wh
-    finally:
-        wh.close()
-
-
 main.add_command(simulate_api)
+main.add_command(status)
+main.add_command(runs)
 
 from .scheduler import schedule  # noqa: E402 - registered last (scheduler.py does not import the CLI)
 

@@ -1,0 +1,69 @@
+"""What every command of the CLI shares: the settings context, the error/exit map, dates, echo, readers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date
+from typing import Any
+
+import click
+
+from .config import Settings, load_settings
+from .errors import ConfigError, WarehouseError
+from .exits import exit_on_errors
+from .logs import configure_from_settings
+from .preflight import check_settings
+from .redact import redact
+from .warehouse import Warehouse, connect
+
+__all__ = ["Context", "echo", "errors", "parse_date", "reader", "setup_logging"]
+
+errors = exit_on_errors  # the one exit-code map (exits.py)
+
+
+class Context:
+    """The CLI's global options, and the settings they lead to."""
+
+    def __init__(self, config_file: str | None, log_level: str | None, log_format: str | None):
+        self.config_file = config_file
+        self.overrides: dict[str, Any] = {}
+        if log_level:
+            self.overrides["log_level"] = log_level
+        if log_format:
+            self.overrides["log_format"] = log_format
+
+    def settings(self, **overrides: Any) -> Settings:
+        return load_settings(self.config_file, **(self.overrides | overrides))
+
+
+def setup_logging(settings: Settings) -> None:
+    configure_from_settings(settings)
+
+
+def parse_date(value: str | None, option: str) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise ConfigError(f"{option} {value!r} is not a date (YYYY-MM-DD)") from None
+
+
+def echo(text: str) -> None:
+    click.echo(redact(text))
+
+
+@contextmanager
+def reader(ctx: click.Context) -> Iterator[Warehouse]:
+    """A read-only connection to the configured warehouse; creates nothing."""
+    settings = ctx.obj.settings()
+    check_settings(settings, needs_api=False)  # the whole configuration, before anything is opened
+    setup_logging(settings)
+    wh = connect(settings.warehouse, lock_timeout=settings.lock_timeout, read_only=True)
+    try:
+        if wh.schema_version() is None:
+            raise WarehouseError(f"warehouse {wh.location} has no company-activity schema yet")
+        yield wh
+    finally:
+        wh.close()
