@@ -7,9 +7,12 @@
 -- The engine runs `inputs`, inserts the complete usage days of :start_day - 6 ... :end_day into build_days,
 -- then one of the two candidate formulations (`candidate` for long ranges,
 -- `candidate_short` for a few days: same columns, same meaning, both tested against the spec's model),
--- checks the candidate rows (quality gates), then `publish`, then `cleanup`.
+-- checks the candidate rows (quality gates), then `change_counts` (each row compared once with the
+-- published one), then `publish` (which acts on that comparison), then `cleanup`.
 
 -- name: inputs
+drop table if exists build_diff;
+
 drop table if exists build_days;
 
 drop table if exists build_candidate;
@@ -236,19 +239,18 @@ left join company_days as earlier
     and earlier.company_id = cd.company_id
 where cd.activity_date between cast(:start_day as date) and cast(:end_day as date);
 
--- name: publish
--- rows that are gone or whose values changed leave; new and changed rows come in with :loaded_at
-delete from analytics.company_daily_activity as t
-where t.activity_date in (
-        select activity_date from build_days
-        where activity_date between cast(:start_day as date) and cast(:end_day as date)
-    )
-    and not exists (
-        select 1
-        from build_candidate as c
-        where c.activity_date between cast(:start_day as date) and cast(:end_day as date)
-            and c.activity_date = t.activity_date
-            and c.company_id = t.company_id
+-- name: change_counts
+-- each candidate row compared once with the published one: new, changed or the same (`publish` acts on
+-- it); per day, how many rows are new, changed, the same, and published rows that are gone
+drop table if exists build_diff;
+
+create temporary table build_diff as
+select
+    c.activity_date,
+    c.company_id,
+    case
+        when t.company_id is null then 'new'
+        when true
             and c.company_name is not distinct from t.company_name
             and c.country is not distinct from t.country
             and c.industry_tag is not distinct from t.industry_tag
@@ -257,6 +259,64 @@ where t.activity_date in (
             and c.events = t.events
             and c."7d_active_users" = t."7d_active_users"
             and c.is_churn_risk = t.is_churn_risk
+            then 'same'
+        else 'changed'
+    end as change
+from build_candidate as c
+left join analytics.company_daily_activity as t
+    on t.activity_date = c.activity_date
+    and t.company_id = c.company_id
+    and t.activity_date between cast(:start_day as date) and cast(:end_day as date);
+
+with gone as (
+    select t.activity_date, count(*) as deleted
+    from analytics.company_daily_activity as t
+    where t.activity_date in (
+            select activity_date from build_days
+            where activity_date between cast(:start_day as date) and cast(:end_day as date)
+        )
+        and not exists (
+            select 1 from build_diff as d
+            where d.activity_date = t.activity_date and d.company_id = t.company_id
+        )
+    group by t.activity_date
+),
+
+counts as (
+    select
+        activity_date,
+        sum(case when change = 'new' then 1 else 0 end) as inserted,
+        sum(case when change = 'changed' then 1 else 0 end) as updated,
+        sum(case when change = 'same' then 1 else 0 end) as unchanged
+    from build_diff
+    group by activity_date
+)
+
+select
+    coalesce(c.activity_date, g.activity_date) as activity_date,
+    coalesce(c.inserted, 0) as inserted,
+    coalesce(c.updated, 0) as updated,
+    coalesce(c.unchanged, 0) as unchanged,
+    coalesce(g.deleted, 0) as deleted
+from counts as c
+full outer join gone as g
+    on g.activity_date = c.activity_date
+order by 1;
+
+-- name: publish
+-- after `change_counts`: published rows that are gone or changed leave; new and changed rows come in
+-- with :loaded_at; rows that are the same keep their record_loaded_at
+delete from analytics.company_daily_activity as t
+where t.activity_date in (
+        select activity_date from build_days
+        where activity_date between cast(:start_day as date) and cast(:end_day as date)
+    )
+    and not exists (
+        select 1
+        from build_diff as d
+        where d.activity_date = t.activity_date
+            and d.company_id = t.company_id
+            and d.change = 'same'
     );
 
 insert into analytics.company_daily_activity (
@@ -267,61 +327,10 @@ select
     c.activity_date, c.company_id, c.company_name, c.country, c.industry_tag, c.last_contact_at,
     c.active_users, c.events, c."7d_active_users", c.is_churn_risk, cast(:loaded_at as timestamp)
 from build_candidate as c
-where not exists (
-    select 1
-    from analytics.company_daily_activity as t
-    where t.activity_date between cast(:start_day as date) and cast(:end_day as date)
-        and t.activity_date = c.activity_date
-        and t.company_id = c.company_id
-);
-
--- name: change_counts
--- per day, what `publish` is about to do: candidate rows that are new, that change a published row (the
--- same comparison as `publish`), that leave it as it is, and published rows that are gone
-with joined as (
-    select
-        c.activity_date,
-        t.company_id is null as is_new,
-        (
-            c.company_name is not distinct from t.company_name
-            and c.country is not distinct from t.country
-            and c.industry_tag is not distinct from t.industry_tag
-            and c.last_contact_at is not distinct from t.last_contact_at
-            and c.active_users = t.active_users
-            and c.events = t.events
-            and c."7d_active_users" = t."7d_active_users"
-            and c.is_churn_risk = t.is_churn_risk
-        ) as same
-    from build_candidate as c
-    left join analytics.company_daily_activity as t
-        on t.activity_date = c.activity_date
-        and t.company_id = c.company_id
-        and t.activity_date between cast(:start_day as date) and cast(:end_day as date)
-),
-
-gone as (
-    select t.activity_date, count(*) as deleted
-    from analytics.company_daily_activity as t
-    where t.activity_date between cast(:start_day as date) and cast(:end_day as date)
-        and t.activity_date in (select c.activity_date from build_candidate as c)
-        and not exists (
-            select 1 from build_candidate as c
-            where c.activity_date = t.activity_date and c.company_id = t.company_id
-        )
-    group by t.activity_date
-)
-
-select
-    j.activity_date,
-    sum(case when j.is_new then 1 else 0 end) as inserted,
-    sum(case when not j.is_new and not j.same then 1 else 0 end) as updated,
-    sum(case when j.same then 1 else 0 end) as unchanged,
-    coalesce(max(g.deleted), 0) as deleted
-from joined as j
-left join gone as g
-    on g.activity_date = j.activity_date
-group by j.activity_date
-order by j.activity_date;
+inner join build_diff as d
+    on d.activity_date = c.activity_date
+    and d.company_id = c.company_id
+where d.change <> 'same';
 
 -- name: day_summary
 select
@@ -334,6 +343,8 @@ group by activity_date
 order by activity_date;
 
 -- name: cleanup
+drop table if exists build_diff;
+
 drop table if exists build_candidate;
 
 drop table if exists build_days;
