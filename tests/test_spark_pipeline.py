@@ -28,6 +28,7 @@ TODAY = date(2026, 11, 12)
 FIRST = date(2026, 11, 2)
 LAST = date(2026, 11, 11)
 TEN_DAYS = days(FIRST, LAST)
+CHECKS = ("counts_not_negative", "grain_unique", "keys_not_null", "missing_from_crm")
 DUCK_TABLE = (
     "select activity_date, company_id, company_name, country, industry_tag, last_contact_at, active_users, "
     'events, "7d_active_users", is_churn_risk from analytics.company_daily_activity '
@@ -111,6 +112,14 @@ def test_spark_run_equals_duckdb_and_a_rerun_changes_no_file(
         statuses = state.execute("select status, count(*) from ops.usage_days group by status")
         assert statuses == [("complete", 10)]
         assert state.execute("select count(*) from stg.crm_daily") == [(0,)]  # scratch only
+        # what publishing changed, per built day: every row new on the first build
+        inserted = state.execute(
+            "select sum(rows_inserted), sum(rows_updated + rows_deleted) from ops.build_changes"
+        )
+        assert inserted == [(len(got), 0)]
+        # the candidate checks ran on Spark: four per built day
+        checks = dict(state.execute("select check_name, count(*) from ops.quality_results group by 1"))
+        assert {name: checks.get(name) for name in CHECKS} == dict.fromkeys(CHECKS, 10)
     status = cli(env, "status")
     assert status.exit_code == 0, status.output
     assert LAST.isoformat() in status.output
@@ -122,3 +131,9 @@ def test_spark_run_equals_duckdb_and_a_rerun_changes_no_file(
     again = cli(env, "run")
     assert again.exit_code == 0, again.output
     assert files(root) == before  # nothing changed: no partition was rewritten
+    with DuckDBWarehouse(env["COMPANY_ACTIVITY_STATE"]) as state:
+        last = state.execute(
+            "select rows_inserted, rows_updated, rows_unchanged, rows_deleted from ops.build_changes "
+            "where run_id = (select max(run_id) from ops.runs)"
+        )
+    assert last == [(0, 0, engine.count(day=LAST), 0)]

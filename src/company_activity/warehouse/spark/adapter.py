@@ -9,8 +9,9 @@
 - A reloaded day whose rows are the same is not rewritten (CRM or usage): unlike the SQL engines, its
   ``loaded_at`` / ``run_id`` / ``raw_run_id`` stay those of the load that wrote it, and no file changes.
 - Build: :meth:`SparkEngine.build_segment` (the same model as ``populate_company_daily_activity.sql``).
-  The candidate-row quality checks of ``quality.sql`` and the weekly/monthly marts are NOT run on Spark
-  yet: each build logs that it skipped them.
+  The candidate-row checks are quality.sql's ``candidate_checks`` translated to Spark SQL and run on the
+  candidate rows in Spark (a day failing a blocking check keeps its published rows). The weekly/monthly
+  marts are NOT built on Spark yet: each build logs that it skipped them.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from datetime import date, datetime
 from typing import Any
 
 from ...errors import UsageDataError
+from ...quality import CheckResult, check_results
 from ...raw.landing import StagedDay
 from ...storage import Lake
 from .. import Warehouse
@@ -114,14 +116,29 @@ class SparkDataEngine:
         missing_crm_warn_fraction: float,
     ) -> SegmentBuild:
         log.info(
-            "Spark engine: building %s … %s; quality checks and marts are not run on Spark (skipped)",
+            "Spark engine: building %s … %s (the weekly/monthly marts are not built on Spark: skipped)",
             start,
             end,
         )
+        results: list[CheckResult] = []
+
+        def checks(counts: list[tuple[Any, ...]]) -> set[date]:
+            results.extend(check_results(counts, missing_crm_warn_fraction=missing_crm_warn_fraction))
+            return {r.day for r in results if r.blocking and r.failed}
+
         built = self.spark.build_segment(
-            start, end, complete_days=set(complete_days), first_usage_day=first_usage_day, loaded_at=loaded_at
+            start,
+            end,
+            complete_days=set(complete_days),
+            first_usage_day=first_usage_day,
+            loaded_at=loaded_at,
+            checks=checks,
         )
-        return SegmentBuild(built, {}, [])
+        rejected: dict[date, list[CheckResult]] = {}
+        for r in results:
+            if r.blocking and r.failed:
+                rejected.setdefault(r.day, []).append(r)
+        return SegmentBuild(built, rejected, results)
 
     def abort(self) -> None:
         """Cancel the Spark jobs in progress (a stop); a day's partition is swapped in whole or not at all."""
