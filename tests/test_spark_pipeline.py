@@ -21,6 +21,7 @@ from company_activity.simulator import SimulatorOptions, SimulatorServer
 from company_activity.storage import open_lake
 from company_activity.warehouse.duckdb import DuckDBWarehouse
 from company_activity.warehouse.spark.engine import SparkEngine
+from company_activity.web.db import Reader
 
 from .helpers import days
 
@@ -126,6 +127,17 @@ def test_spark_run_equals_duckdb_and_a_rerun_changes_no_file(
     runs = cli(env, "runs")
     assert runs.exit_code == 0, runs.output
     assert "succeeded" in runs.output or "success" in runs.output
+
+    # the UI and report read the Parquet tables with DuckDB (and run state from the state file)
+    reader = Reader(env["COMPANY_ACTIVITY_STATE"], spark_root=str(root))
+    with reader.session() as session:
+        assert session._execute("select count(*) as n from analytics.company_daily_activity", {}) == [
+            {"n": len(got)}
+        ]
+    report = cli(env, "report", "--out", str(tmp_path / "report.html"))
+    assert report.exit_code == 0, report.output
+    html = (tmp_path / "report.html").read_text(encoding="utf-8")
+    assert html.count('class="day built" title') == len(TEN_DAYS)
 
     before = files(root)
     again = cli(env, "run")
