@@ -149,3 +149,47 @@ def test_spark_run_equals_duckdb_and_a_rerun_changes_no_file(
             "where run_id = (select max(run_id) from ops.runs)"
         )
     assert last == [(0, 0, engine.count(day=LAST), 0)]
+
+
+def test_a_failure_mid_build_leaves_the_day_unbuilt_and_the_next_run_converges(
+    spark: Any, sim: SimulatorServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from company_activity.errors import WarehouseError
+    from company_activity.warehouse.spark.tables import ANALYTICS
+
+    root = tmp_path / "tables"
+    env = environment(tmp_path, sim, f"spark:{root}")
+    broken = TEN_DAYS[6]
+    swap = SparkEngine._swap
+
+    def failing_swap(self: SparkEngine, table: Any, day: date, new: str, target: str) -> None:
+        if table is ANALYTICS and day == broken:
+            raise WarehouseError(f"Spark engine: injected failure publishing {day}")
+        swap(self, table, day, new, target)
+
+    monkeypatch.setattr(SparkEngine, "_swap", failing_swap)
+    failed = cli(env, "run")
+    assert failed.exit_code != 0, failed.output
+    with DuckDBWarehouse(env["COMPANY_ACTIVITY_STATE"]) as state:
+        built = {
+            d for (d,) in state.execute("select activity_date from ops.build_days where status = 'built'")
+        }
+    assert broken not in built
+    engine = SparkEngine(str(root), session=spark)
+    assert engine.count(day=broken) == 0  # nothing half-written is visible
+
+    monkeypatch.setattr(SparkEngine, "_swap", swap)
+    again = cli(env, "build", "--start", FIRST.isoformat(), "--end", LAST.isoformat())  # as the alert says
+    assert again.exit_code == 0, again.output
+    with DuckDBWarehouse(env["COMPANY_ACTIVITY_STATE"]) as state:
+        built = {
+            d for (d,) in state.execute("select activity_date from ops.build_days where status = 'built'")
+        }
+    assert built == set(TEN_DAYS)
+
+    duck_env = environment(tmp_path, sim, str(tmp_path / "wh.duckdb"))
+    duck_env["COMPANY_ACTIVITY_STATE"] = str(tmp_path / "unused.duckdb")
+    assert cli(duck_env, "run").exit_code == 0
+    with DuckDBWarehouse(str(tmp_path / "wh.duckdb")) as wh:
+        expected = [tuple(r) for r in wh.execute(DUCK_TABLE)]
+    assert [r[:-1] for r in engine.rows()] == expected
