@@ -14,6 +14,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
+from typing import TYPE_CHECKING
 
 import httpx
 
@@ -29,7 +30,11 @@ from .stopping import StopSignal
 from .storage import Lake, open_lake_for
 from .tls import api_http_client, warn_insecure
 from .warehouse import Warehouse, connect
-from .warehouse.engine import SqlEngine
+from .warehouse.engine import DataEngine, SqlEngine
+from .warehouse.spark import parse_root
+
+if TYPE_CHECKING:
+    from .warehouse.spark.adapter import SparkDataEngine
 
 
 class App:
@@ -52,7 +57,7 @@ class App:
         self.stop = stop or StopSignal(deadline_seconds=settings.run_deadline)
         with storage_errors("warehouse"):
             self.wh = warehouse or connect(
-                settings.warehouse,
+                settings.run_state,  # issue 13: the run-state store apart when the data is in Spark
                 lock_timeout=settings.lock_timeout,
                 duckdb_memory_limit=settings.duckdb_memory_limit,
             )
@@ -65,7 +70,11 @@ class App:
         self._client_lock = threading.Lock()
         self.sinks: list[AlertSink] = list(sinks) if sinks is not None else sinks_from_settings(settings)
         self.state = RunStateStore(self.wh)
-        self.engine = SqlEngine(self.wh)
+        self.engine: DataEngine = SqlEngine(self.wh)
+        self._spark: SparkDataEngine | None = None
+        spark_root = parse_root(settings.warehouse)
+        if spark_root is not None:  # issue 13: the data in Parquet tables, run state in self.wh
+            self.engine = self._spark = _spark_engine(settings, spark_root, self.wh)
         self.resources = Resources(
             settings, self.state, self.engine, self.lake, self.client, self.stop, self.today
         )
@@ -108,4 +117,22 @@ class App:
             self._client.close()
         if self._http is not None:
             self._http.close()
+        if self._spark is not None:
+            self._spark.close()
         self.wh.close()
+
+
+def _spark_engine(settings: Settings, root: str, state: Warehouse) -> SparkDataEngine:
+    """The Spark data engine of ``spark:ROOT`` (pyspark imported here, on first use only)."""
+    from pyspark.sql import SparkSession
+
+    from .warehouse.spark.adapter import SparkDataEngine
+    from .warehouse.spark.engine import SparkEngine
+    from .warehouse.spark.session import parse_conf
+
+    with storage_errors("warehouse"):
+        active = SparkSession.getActiveSession()  # a session of this process (tests): reused, not stopped
+        conf = parse_conf(settings.spark_conf)
+        spark = SparkEngine(root, master=settings.spark_master, conf=conf, session=active)
+        spark.clean_tmp()
+    return SparkDataEngine(spark, state)

@@ -60,7 +60,7 @@ def reader(ctx: click.Context) -> Iterator[Warehouse]:
     settings = ctx.obj.settings()
     check_settings(settings, needs_api=False)  # the whole configuration, before anything is opened
     setup_logging(settings)
-    wh = connect(settings.warehouse, lock_timeout=settings.lock_timeout, read_only=True)
+    wh = connect(settings.run_state, lock_timeout=settings.lock_timeout, read_only=True)
     try:
         if wh.schema_version() is None:
             raise WarehouseError(f"warehouse {wh.location} has no company-activity schema yet")

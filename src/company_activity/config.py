@@ -181,6 +181,11 @@ class Settings(BaseSettings):
             raise ValueError(str(exc)) from None
         return value
 
+    @property
+    def run_state(self) -> str:
+        """Where run state (ops.*) lives: the warehouse itself, or ``state`` when the data is in Spark."""
+        return self.state if self.warehouse.startswith("spark:") else self.warehouse
+
     # -- end issue 13 ------------------------------------------------------------------------------------
     # logging
     log_format: Literal["text", "json"] = "text"

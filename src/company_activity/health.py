@@ -30,7 +30,7 @@ def health(ctx: click.Context) -> None:
 
     try:
         settings = ctx.obj.settings()
-        with scheduler_lock(settings.warehouse) as what:
+        with scheduler_lock(settings.run_state) as what:  # issue 13
             pass
     except SchedulerBusyError as exc:
         detail = str(exc).split("(", 1)[-1].split(";", 1)[0].split(")", 1)[0]

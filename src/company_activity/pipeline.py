@@ -217,7 +217,7 @@ def plan_read_only(settings: Settings, make: Callable[[Planner], RunPlan]) -> tu
     days the run would rebuild: for ``--dry-run``. Creates nothing, records nothing, never migrates."""
     today = settings.today or datetime.now(UTC).date()
     try:
-        wh: Warehouse | None = connect(settings.warehouse, lock_timeout=settings.lock_timeout, read_only=True)
+        wh: Warehouse | None = connect(settings.run_state, lock_timeout=settings.lock_timeout, read_only=True)
     except WarehouseError:  # nothing has run against it yet
         wh = None
     try:

@@ -6,8 +6,10 @@ rows of that day stay as they were); a non-blocking one is a warning.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
 from .warehouse import Warehouse
 
@@ -29,8 +31,14 @@ class CheckResult:
 
 def check_candidate(wh: Warehouse, *, missing_crm_warn_fraction: float) -> list[CheckResult]:
     """Evaluate the checks on the ``build_candidate`` temporary table, per day."""
+    rows = wh.run("quality.sql", "candidate_checks")
+    return check_results(rows, missing_crm_warn_fraction=missing_crm_warn_fraction)
+
+
+def check_results(counts: Iterable[Sequence[Any]], *, missing_crm_warn_fraction: float) -> list[CheckResult]:
+    """The checks from the rows of ``candidate_checks`` (also run by the Spark engine, issue 13)."""
     results: list[CheckResult] = []
-    for day, rows, dup, null_keys, negative, missing in wh.run("quality.sql", "candidate_checks"):
+    for day, rows, dup, null_keys, negative, missing in counts:
         rows = int(rows)
 
         def strict(name: str, observed: int, what: str, day: date = day) -> CheckResult:

@@ -302,7 +302,7 @@ def serve(settings: Settings, *, cron: str | None = None, **kwargs: Any) -> int:
     )
     check_settings(settings, needs_api=True)  # the whole configuration, before anything is touched
     scheduler = Scheduler(settings, cron=the_cron, **kwargs)  # sinks_from_settings validates alerting
-    with scheduler_lock(settings.warehouse) as locked:
+    with scheduler_lock(settings.run_state) as locked:  # issue 13: the state store
         log.info(
             "scheduler pid %d serving %s (cron %r, UTC; lock %s)",
             os.getpid(),

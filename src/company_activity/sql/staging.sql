@@ -120,6 +120,12 @@ where s.company_id is null
     or s.industry_tag is distinct from l.industry_tag
     or s.last_contact_at is distinct from l.last_contact_at;
 
+-- name: crm_load_winners
+-- issue 13 (Spark engine): the rows kept, handed to the Spark tables
+select company_id, company_name, country, industry_tag, last_contact_at, source_line
+from crm_load
+order by source_line;
+
 -- name: crm_replace_day
 delete from stg.crm_daily
 where snapshot_date = cast(:day as date);

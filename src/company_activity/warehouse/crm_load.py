@@ -28,7 +28,7 @@ import csv
 import errno
 import io
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -84,11 +84,14 @@ def load_crm_snapshot(
     now: datetime,
     quarantine: str,
     max_bad_fraction: float,
+    replace: Callable[[], bool] | None = None,
 ) -> CrmLoadSummary:
     """Load the snapshot at ``rel`` (lake path) as the CRM staging of ``day``; see the module docstring.
 
     ``quarantine`` is the lake path of the quarantine file, written when a record is rejected (also when
     the whole file is rejected for its rows). Raises CrmFileError (nothing loaded) or StorageError.
+    ``replace`` (issue 13, the Spark engine): called instead of step 5 with ``crm_load`` holding the
+    winners; it stores them elsewhere and says whether the day changed.
     """
     if not 0.0 <= max_bad_fraction <= 1.0:  # also refuses NaN
         raise ValueError(f"max_bad_fraction must be between 0 and 1, not {max_bad_fraction!r}")
@@ -116,13 +119,17 @@ def load_crm_snapshot(
         if message:
             raise CrmFileError(message)
         wh.run("staging.sql", "crm_load_keep_winners")
-        diff = int(wh.scalar("staging.sql", "crm_load_changed", {"day": day}) or 0)
-        previously = int(wh.scalar("staging.sql", "crm_day_count", {"day": day}) or 0)
-        wh.run(
-            "staging.sql",
-            "crm_replace_day",
-            {"day": day, "source_file": rel, "loaded_at": now, "run_id": run_id},
-        )
+        if replace is not None:  # issue 13: the winners go to another engine
+            changed = replace()
+        else:
+            diff = int(wh.scalar("staging.sql", "crm_load_changed", {"day": day}) or 0)
+            previously = int(wh.scalar("staging.sql", "crm_day_count", {"day": day}) or 0)
+            changed = diff > 0 or previously == 0
+            wh.run(
+                "staging.sql",
+                "crm_replace_day",
+                {"day": day, "source_file": rel, "loaded_at": now, "run_id": run_id},
+            )
         wh.run("staging.sql", "crm_load_drop")
     return CrmLoadSummary(
         rows=reader.good - duplicates,
@@ -130,7 +137,7 @@ def load_crm_snapshot(
         duplicates=duplicates,
         total=reader.total,
         extra_columns=reader.extra_columns,
-        changed=diff > 0 or previously == 0,
+        changed=changed,
     )
 
 

@@ -29,7 +29,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
 from ..config import Settings
-from .db import Reader, WarehouseUnavailable
+from .db import WarehouseUnavailable, reader_for
 from .queries import BadRequest, NotFound, excerpt
 from .render import plotly_js_path, render, static_path
 
@@ -73,7 +73,7 @@ def create_app(settings: Settings) -> FastAPI:
         openapi_url="/api/openapi.json",
     )
     app.state.settings = settings
-    app.state.reader = Reader(settings.warehouse)
+    app.state.reader = reader_for(settings)
     token = settings.ui_token.get_secret_value() if settings.ui_token is not None else ""
     _guard(app, token)
     _error_handlers(app)

@@ -14,10 +14,13 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import sql as sqlfiles
 from ..warehouse import _PARAM, param_names
+
+if TYPE_CHECKING:
+    from ..config import Settings
 
 
 class WarehouseUnavailable(Exception):
@@ -66,10 +69,12 @@ class Session:
 class Reader:
     """Opens read-only sessions on the warehouse named by ``url`` (a DuckDB path or postgresql://)."""
 
-    def __init__(self, url: str):
+    def __init__(self, url: str, *, spark_root: str | None = None):
         self.url = url
         self.postgres = url.startswith(("postgresql://", "postgres://"))
         self.path = "" if self.postgres else url.removeprefix("duckdb:")
+        #: issue 13: ``url`` is the run-state file and the data is in the Parquet tables under this root
+        self.spark_root = spark_root
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -89,7 +94,13 @@ class Reader:
                 f"no warehouse at {self.path}: run `company-activity demo` or `company-activity run` first"
             )
         try:
-            con = duckdb.connect(self.path, read_only=True)
+            if self.spark_root is not None:  # issue 13: the state file + the Parquet tables
+                from ..warehouse.spark.duckdb_views import attach
+
+                con = duckdb.connect(":memory:")
+                attach(con, self.path, self.spark_root)
+            else:
+                con = duckdb.connect(self.path, read_only=True)
         except duckdb.Error as exc:
             if "lock" in str(exc).lower():
                 raise WarehouseUnavailable(
@@ -133,3 +144,10 @@ class Reader:
 _TOO_OLD = (
     "the warehouse has no web UI tables yet (an older schema): run `company-activity init` to migrate it"
 )
+
+
+def reader_for(settings: Settings) -> Reader:
+    """The UI's reader of the configured warehouse (``spark:ROOT``: the state file and ROOT's Parquet)."""
+    from ..warehouse.spark import parse_root
+
+    return Reader(settings.run_state, spark_root=parse_root(settings.warehouse))

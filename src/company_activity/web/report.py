@@ -9,7 +9,7 @@ from pathlib import Path
 from ..config import Settings
 from . import queries as q
 from .charts import overview_figures
-from .db import Reader
+from .db import reader_for
 from .render import render
 from .routes import generated_at
 
@@ -21,7 +21,7 @@ def write_report(
     settings: Settings, out: str | Path, *, start: date | None = None, end: date | None = None
 ) -> Path:
     """Write the report of ``start … end`` (default: the last 90 built days) to ``out``; returns its path."""
-    reader = Reader(settings.warehouse)
+    reader = reader_for(settings)
     with reader.session() as s:
         lo, hi = q.resolve_range(s, start, end)
         data = q.overview(s, lo, hi, None, None)

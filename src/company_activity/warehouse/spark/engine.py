@@ -176,15 +176,25 @@ class SparkEngine:
         complete_days: set[date],
         first_usage_day: date,
         loaded_at: datetime,
+        checks: Callable[[list[Row]], set[date]] | None = None,
     ) -> list[DayBuild]:
         """Build every day of ``start … end`` (the caller checked the build gate) and publish the days
         whose rows changed, one partition each; returns the days built (only once their partitions are in
-        place), as :func:`company_activity.warehouse.build.build_segment` does."""
+        place), as :func:`company_activity.warehouse.build.build_segment` does.
+
+        ``checks`` gets the rows of quality.sql's ``candidate_checks`` and returns the days to keep out
+        (their published rows stay as they are)."""
         with _spark_errors(f"building {start} … {end}"):
-            return self._build(start, end, complete_days, first_usage_day, loaded_at)
+            return self._build(start, end, complete_days, first_usage_day, loaded_at, checks)
 
     def _build(
-        self, start: date, end: date, complete_days: set[date], first_usage_day: date, loaded_at: datetime
+        self,
+        start: date,
+        end: date,
+        complete_days: set[date],
+        first_usage_day: date,
+        loaded_at: datetime,
+        checks: Callable[[list[Row]], set[date]] | None,
     ) -> list[DayBuild]:
         from pyspark import StorageLevel
 
@@ -205,12 +215,18 @@ class SparkEngine:
         merged: DataFrame | None = None
         try:
             candidate.createOrReplaceTempView("build_candidate")
+            if checks is not None:
+                rejected = checks([tuple(r) for r in spark.sql(model.quality_query()).collect()])
+                if rejected:  # kept out: no candidate rows, and its published rows are not compared
+                    out = [(d,) for d in window if d not in rejected]
+                    spark.createDataFrame(out, "activity_date DATE").createOrReplaceTempView("build_days")
+                    kept = candidate.where(~candidate["activity_date"].isin(sorted(rejected)))
+                    kept.createOrReplaceTempView("build_candidate")
             summary = spark.sql(model.query("day_summary")).collect()
             merge_sql = sqlfiles.query("spark_publish.sql", "merge")[0]
             merged = spark.sql(merge_sql, args=_used(merge_sql, params)).persist(StorageLevel.MEMORY_AND_DISK)
-            changed = sorted(
-                r[0] for r in merged.groupBy("day").agg({"changed": "max"}).collect() if r[1]
-            )  # fmt: skip
+            counts = _change_counts(merged)
+            changed = sorted(day for day, (ins, upd, _, dele) in counts.items() if ins or upd or dele)
             if changed:
                 self._publish(merged, changed)
         finally:
@@ -219,7 +235,10 @@ class SparkEngine:
                 merged.unpersist()
             for view in ("build_candidate", "build_days"):
                 spark.catalog.dropTempView(view)
-        return [DayBuild(r[0], int(r[1]), int(r[2] or 0), int(r[3] or 0)) for r in summary]
+        return [
+            DayBuild(r[0], int(r[1]), int(r[2] or 0), int(r[3] or 0), *counts.get(r[0], (0, 0, 0, 0)))
+            for r in summary
+        ]
 
     def _publish(self, merged: DataFrame, changed: list[date]) -> None:
         from pyspark.sql import functions as F
@@ -261,6 +280,28 @@ class SparkEngine:
     def close(self) -> None:
         if self._own_session:
             self.spark.stop()
+
+
+def _change_counts(merged: DataFrame) -> dict[date, tuple[int, int, int, int]]:
+    """Per day, what publishing does: rows inserted, updated, unchanged, deleted (as ``change_counts``)."""
+    from pyspark.sql import functions as F
+
+    present, changed, old = F.col("present"), F.col("changed"), F.col("old_loaded_at")
+
+    def n(cond: Any) -> Any:
+        return F.sum(F.when(cond, 1).otherwise(0))
+
+    rows = (
+        merged.groupBy("day")
+        .agg(
+            n(present & old.isNull()),
+            n(present & old.isNotNull() & changed),
+            n(present & ~changed),
+            n(~present),
+        )
+        .collect()
+    )
+    return {r[0]: (int(r[1]), int(r[2]), int(r[3]), int(r[4])) for r in rows}
 
 
 @contextmanager

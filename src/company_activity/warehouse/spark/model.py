@@ -59,3 +59,10 @@ def query(name: str) -> str:
     if len(statements) != 1:
         raise ValueError(f"{POPULATE} {name}: expected one statement, found {len(statements)}")
     return _translate(statements[0])
+
+
+@cache
+def quality_query() -> str:
+    """The Spark SQL of quality.sql's ``candidate_checks`` (on the view build_candidate)."""
+    (statement,) = sqlfiles.query("quality.sql", "candidate_checks")
+    return _translate(statement)
