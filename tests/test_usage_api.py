@@ -1039,7 +1039,14 @@ def test_a_stop_interrupts_a_retry_after_wait_and_is_checked_between_pages(
 ) -> None:
     sim = sim_factory(companies=60, rate_limited_rate=1.0, retry_after_seconds=30)
     stop = StopSignal()
-    threading.Timer(0.3, stop.request, args=("SIGINT",)).start()
+
+    def stop_once_the_429_is_served() -> None:  # not a fixed delay: a loaded machine may be slower
+        deadline = time.monotonic() + 30
+        while sim.stats.count(status=429) < 1 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        stop.request("SIGINT")
+
+    threading.Thread(target=stop_once_the_429_is_served, daemon=True).start()
     with (
         _sim_client(sim, oauth=False, stop=stop) as client,
         pytest.raises(RunInterrupted, match="SIGINT"),
