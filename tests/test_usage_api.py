@@ -1213,7 +1213,15 @@ def test_the_pacer_learns_a_strict_servers_needs_from_its_429s() -> None:
 
 def test_a_stop_interrupts_a_rate_limit_wait(api: FakeApi) -> None:
     stop = StopSignal()
-    threading.Timer(0.3, stop.request, args=("SIGTERM",)).start()
+
+    def stop_once_page_1_is_asked() -> None:  # not a fixed delay: a loaded machine may be slower
+        deadline = time.monotonic() + 30
+        while not api.usage_requests and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.1)  # and page 2 waits for its slot
+        stop.request("SIGTERM")
+
+    threading.Thread(target=stop_once_page_1_is_asked, daemon=True).start()
     with (
         make_client(api, oauth=False, rate_limit=0.1, rate_floor=0.1, stop=stop) as client,
         pytest.raises(RunInterrupted, match="SIGTERM"),
