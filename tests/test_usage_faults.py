@@ -254,7 +254,8 @@ def test_retry_budget_ends_a_dead_api_run_in_bounded_time(make_world: Callable[.
         assert "product-usage API unavailable" in status[3]
     assert "retry budget of 1 s for this run is exhausted" in result.output
     waited = [float(m.group(4)) for m in RETRY_LINE.finditer(result.output)]
-    assert waited and sum(waited) <= 1.0 + 0.01  # the budget bounds the run's waiting (2-digit logs)
+    # the budget bounds the run's waiting; the log shows each wait rounded to 2 digits (±0.005 each)
+    assert waited and sum(waited) <= 1.0 + 0.005 * len(waited)
     with world.wh() as wh:
         assert wh.execute("select count(*) from stg.product_usage_daily") == [(0,)]
 
