@@ -176,6 +176,33 @@ def test_volume_drop_alerts_without_blocking_and_blocks_when_configured(
         )
     assert after == before
 
+    # the next run (another day) tries the held day again: the volume check is applied again first, so a
+    # hold stays a hold while it is blocking; once it is not, the retry builds the day
+    earlier = (LAST - timedelta(days=1)).isoformat()
+    result = cli(blocking, "run", "--date", earlier)
+    assert result.exit_code == 1, result.output
+    assert "volume check failed" in result.output
+    with DuckDBWarehouse(env["COMPANY_ACTIVITY_WAREHOUSE"]) as wh:
+        assert (
+            wh.execute(
+                "select * from analytics.company_daily_activity where activity_date = :d order by 2",
+                {"d": LAST},
+            )
+            == before
+        )
+    result = cli(env, "run", "--date", earlier)
+    assert result.exit_code == 0, result.output
+    with DuckDBWarehouse(env["COMPANY_ACTIVITY_WAREHOUSE"]) as wh:
+        rebuilt = wh.execute(
+            "select company_id from analytics.company_daily_activity "
+            "where activity_date = :d and active_users > 0",
+            {"d": LAST},
+        )
+        assert wh.execute("select status from ops.build_days where activity_date = :d", {"d": LAST}) == [
+            ("built",)
+        ]
+    assert len(rebuilt) <= 10 < len(before)
+
 
 def test_a_catch_up_with_many_failures_sends_the_first_at_once_and_one_summary(
     env: dict[str, str],

@@ -164,3 +164,41 @@ def test_days_staged_by_an_earlier_run_are_built_by_the_next_and_status_never_sa
         assert table(wh) == procs.ground_truth(sim, FOUR, FOUR)
     with Pipeline(settings) as pipeline:
         assert {r["day"]: r["build_status"] for r in pipeline.status(14)} == dict.fromkeys(FOUR, "built")
+
+
+def test_a_build_that_failed_is_tried_again_by_the_next_plain_run(
+    wh_url: str, tmp_path: Path, sim: SimulatorServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A build that broke (a crash of the engine, a full disk) leaves its days failed, not built; the next
+    plain ``run`` builds them again without being asked, though none of their inputs changed."""
+    from company_activity.warehouse import engine as engines
+
+    lake = tmp_path / "lake"
+    procs.write_crm(sim, lake, FOUR)
+    env = procs.cli_env(wh_url, lake, sim, start=D1, today=TODAY)
+    real = engines.build_segment
+
+    def broken(*args: object, **kwargs: object) -> object:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(engines, "build_segment", broken)
+    result = cli(env, "backfill", "--start", D1.isoformat(), "--end", D4.isoformat())
+    assert result.exit_code == 1, result.output
+    assert {d: s[0] for d, s in steps(wh_url, "build").items()} == dict.fromkeys(FOUR, "failed")
+    with connect(wh_url) as wh:
+        assert table(wh) == {}
+
+    monkeypatch.setattr(engines, "build_segment", real)
+    dry = cli(env, "run", "--dry-run")
+    assert dry.exit_code == 0, dry.output
+    assert f"rebuilds of stale or failed days: {D1}..{D4}" in dry.output, dry.output
+    result = cli(env, "run")
+    assert result.exit_code == 0, result.output
+    assert {d: s[0] for d, s in steps(wh_url, "build").items() if d in FOUR} == dict.fromkeys(
+        FOUR, "succeeded"
+    )
+    with connect(wh_url) as wh:
+        assert table(wh) == procs.ground_truth(sim, FOUR, FOUR)
+        assert {
+            r[0] for r in wh.execute("select activity_date from ops.build_days where status = 'failed'")
+        } == set()

@@ -214,7 +214,7 @@ def _dry_run(
     rebuilds = ", ".join(f"{a.isoformat()}..{b.isoformat()}" for a, b in segments(stale)) or "none"
     for line in the_plan.describe():
         echo(line)
-    echo(f"rebuilds of stale built days: {rebuilds} (plus the days whose inputs this run changes)")
+    echo(f"rebuilds of stale or failed days: {rebuilds} (plus the days whose inputs this run changes)")
     echo("dry run: nothing was run, recorded or created")
     sys.exit(0)
 

@@ -99,8 +99,11 @@ class Runner:
                 targets = set(report.days)
             stop.check()
             if STEP_BUILD in run_plan.steps or not run_plan.only:
-                held = hold_anomalous(context, report.days)
-                self.build.run(context, sorted(targets - held), affected=affected - held)
+                # the days whose last build failed are tried again (stale_built_days names them); a day
+                # a blocking volume check held back is checked again first, so a hold stays a hold
+                retry = context.state.failed_build_days() - set(report.days)
+                held = hold_anomalous(context, sorted(set(report.days) | retry))
+                self.build.run(context, sorted(targets - held), affected=affected - held, held=held)
             if STEP_USAGE in run_plan.steps or not run_plan.only:
                 retention_warnings(context, self.start_date())
             if stop.requested:  # asked to stop while the last unit of work committed

@@ -201,14 +201,17 @@ set status = 'failed', finished_at = cast(:now as timestamp),
 where status = 'running' and run_id <> :run_id;
 
 -- name: stale_built_days
--- days to (re)build whatever run staged their inputs: (a) days with a build record (built or failed) whose
--- inputs were loaded after it: usage of a day of their 7-day window, or a CRM snapshot on or before them;
--- (b) days whose usage is complete but that were never built (e.g. a backfill stopped after staging).
--- A run that died between a load and the build leaves such days; the next run builds them (derived from
--- timestamps, so no bookkeeping can be lost in a crash). The build gate still decides what can be built.
+-- days to (re)build whatever run staged their inputs: (a) days whose last build failed (a crash, a failed
+-- check, a hold: the next run tries again; a hold's volume check is re-applied first, see run/runner.py),
+-- or whose build (built or failed) is older than their inputs: usage of a day of their 7-day window, or a
+-- CRM snapshot on or before them; (b) days whose usage is complete but that were never built (e.g. a
+-- backfill stopped after staging). A run that died between a load and the build leaves such days; the next
+-- run builds them (derived from timestamps, so no bookkeeping can be lost in a crash). The build gate still
+-- decides what can be built.
 select b.activity_date
 from ops.build_days as b
-where exists (
+where b.status = 'failed'
+    or exists (
         select 1 from ops.usage_days as u
         where u.status = 'complete'
             and u.activity_date between b.activity_date - 6 and b.activity_date
@@ -226,6 +229,13 @@ from ops.usage_days as u
 where u.status = 'complete'
     and not exists (select 1 from ops.build_days as b where b.activity_date = u.activity_date)
 order by 1;
+
+-- name: failed_build_days
+-- days whose last build failed
+select activity_date
+from ops.build_days
+where status = 'failed'
+order by activity_date;
 
 -- name: run_steps_interrupt
 -- the steps a stopped run (SIGINT/SIGTERM, its deadline) left running: interrupted, not failed

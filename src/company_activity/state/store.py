@@ -90,6 +90,9 @@ class RunStateStore:
     def stale_built_days(self) -> set[date]:
         return {r[0] for r in self.wh.run("ops.sql", "stale_built_days")}
 
+    def failed_build_days(self) -> set[date]:
+        return {r[0] for r in self.wh.run("ops.sql", "failed_build_days")}
+
     def check_gate(self, days: Iterable[date]) -> tuple[list[date], dict[date, BuildGateError]]:
         """Split ``days`` into buildable days and the gate errors of the others (:func:`plan.split_gate`)."""
         ds = sorted(set(days))

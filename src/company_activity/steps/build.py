@@ -32,13 +32,18 @@ class Build:
     """``run(context, days, affected=...)``: build the targets ``days`` and the affected days."""
 
     def run(
-        self, context: RunContext, days: Sequence[date], *, affected: set[date] | None = None
+        self,
+        context: RunContext,
+        days: Sequence[date],
+        *,
+        affected: set[date] | None = None,
+        held: set[date] | None = None,
     ) -> StepResult:
         result = StepResult()
         targets = set(days)
         horizon = plan.build_horizon(context.today())
         stale = (affected or set()) | context.state.stale_built_days()
-        stale = {d for d in stale if d <= horizon}
+        stale = {d for d in stale if d <= horizon} - (held or set())
         if not targets and not stale:
             return result
         lo = min(targets | stale)
