@@ -82,7 +82,11 @@ class Proc:
             raise AssertionError(f"still running after {timeout}s:\n{self.output}") from None
 
 
-def start(env: dict[str, str], *args: str, tmp: Path, pause_at: str | None = None) -> Proc:
+def start(
+    env: dict[str, str], *args: str, tmp: Path, pause_at: str | None = None, sigint_ignored: bool = False
+) -> Proc:
+    """The CLI in a child process. ``sigint_ignored``: it starts with SIGINT ignored, as a process started
+    in the background by a script (``nohup … &``) does."""
     n = next(_counter)
     log = tmp / f"proc-{n}.log"
     full = {k: v for k, v in os.environ.items() if k not in (TEST_PAUSE_AT, TEST_PAUSE_FILE)} | env
@@ -91,8 +95,11 @@ def start(env: dict[str, str], *args: str, tmp: Path, pause_at: str | None = Non
         flag = tmp / f"proc-{n}.paused"
         full |= {TEST_PAUSE_AT: pause_at, TEST_PAUSE_FILE: str(flag)}
     with log.open("wb") as out:
+        command = [sys.executable, "-m", "company_activity", *args]
+        if sigint_ignored:  # an ignored signal stays ignored across exec
+            command = ["sh", "-c", 'trap "" INT; exec "$0" "$@"', *command]
         popen = subprocess.Popen(
-            [sys.executable, "-m", "company_activity", *args],
+            command,
             env=full,
             stdout=out,
             stderr=subprocess.STDOUT,

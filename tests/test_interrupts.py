@@ -109,11 +109,27 @@ def test_a_signal_during_a_load_or_a_build(
 
 
 def test_a_second_signal_stops_at_once(wh_url: str, tmp_path: Path, sim: SimulatorServer) -> None:
+    second_signal_stops_at_once(wh_url, tmp_path, sim, sigint_ignored=False)
+
+
+def test_a_second_signal_stops_at_once_when_started_with_sigint_ignored(
+    tmp_path: Path, sim: SimulatorServer
+) -> None:
+    """``nohup company-activity backfill … &`` from a script starts the process with SIGINT ignored; the
+    stop-at-once of a second signal must not depend on the inherited disposition."""
+    second_signal_stops_at_once(str(tmp_path / "wh.duckdb"), tmp_path, sim, sigint_ignored=True)
+
+
+def second_signal_stops_at_once(
+    wh_url: str, tmp_path: Path, sim: SimulatorServer, *, sigint_ignored: bool
+) -> None:
     lake = tmp_path / "lake"
     procs.write_crm(sim, lake, FOUR)
     env = procs.cli_env(wh_url, lake, sim, start=D1, today=TODAY)
     # paused inside the transaction that loads a usage day: the pause does not check for a stop
-    proc = procs.start(env, *BACKFILL, tmp=tmp_path, pause_at="staging.sql:usage_replace_day")
+    proc = procs.start(
+        env, *BACKFILL, tmp=tmp_path, pause_at="staging.sql:usage_replace_day", sigint_ignored=sigint_ignored
+    )
     proc.wait_paused()
     proc.popen.send_signal(signal.SIGINT)
     time.sleep(0.3)

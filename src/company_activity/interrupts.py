@@ -41,6 +41,10 @@ def handle_signals(stop: StopSignal) -> Iterator[None]:
         yield
         return
     old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
+    # the second signal stops at once through Python's SIGINT handler (``interrupt_main``), which does
+    # nothing while SIGINT is ignored, as a process started in the background by a script inherits it
+    # (``nohup company-activity run &``, some schedulers): install the default handler for the duration
+    old_handler = signal.signal(signal.SIGINT, signal.default_int_handler)
     done = threading.Event()
 
     def watch() -> None:
@@ -67,6 +71,7 @@ def handle_signals(stop: StopSignal) -> Iterator[None]:
     finally:
         done.set()
         watcher.join(timeout=5)
+        signal.signal(signal.SIGINT, old_handler)
         signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
 
 
