@@ -11,9 +11,9 @@ process's peak RSS. Run by hand, never by `make test`:
 
 PostgreSQL: the database of the URL is created when it does not exist. Each case starts from an empty
 warehouse, so its schemas (stg, analytics, ops) are dropped first: the database's name must start with
-``bench`` (a scratch database, never a real warehouse). Server settings are the server's own; the figures
-depend much on ``work_mem`` and ``shared_buffers``. Staging is ANALYZEd after it is filled, as autovacuum
-would have done in a warehouse that loads a day at a time.
+``bench`` or end with ``_bench`` (a scratch database, never a real warehouse). Server settings are the
+server's own; the figures depend much on ``work_mem`` and ``shared_buffers``. Staging is ANALYZEd after it
+is filled, as autovacuum would have done in a warehouse that loads a day at a time.
 """
 
 from __future__ import annotations
@@ -93,10 +93,10 @@ def prepare_postgres(url: str) -> None:
 
     parts = urlsplit(url)
     name = parts.path.lstrip("/")
-    if not name.startswith("bench"):
+    if not (name.startswith("bench") or name.endswith("_bench")):
         raise SystemExit(
             f"--warehouse: the benchmark drops the warehouse schemas of its database; give a scratch "
-            f"database whose name starts with 'bench', not {name!r}"
+            f"database whose name starts with 'bench' or ends with '_bench', not {name!r}"
         )
     admin = urlunsplit(parts._replace(path="/postgres"))
     with psycopg.connect(admin, autocommit=True) as con:

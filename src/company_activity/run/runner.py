@@ -99,7 +99,11 @@ class Runner:
                 targets = set(report.days)
             stop.check()
             if STEP_BUILD in run_plan.steps or not run_plan.only:
-                held = hold_anomalous(context, report.days)
+                to_check = report.days
+                if run_plan.skip_unchanged:  # `build` without --full: days whose inputs did not change
+                    targets -= self.build.skip_unchanged(context, sorted(targets))
+                    to_check = [d for d in report.days if d in targets]
+                held = hold_anomalous(context, to_check)
                 self.build.run(context, sorted(targets - held), affected=affected - held)
             if STEP_USAGE in run_plan.steps or not run_plan.only:
                 retention_warnings(context, self.start_date())
