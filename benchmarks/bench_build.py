@@ -8,12 +8,13 @@ process's peak RSS. Run by hand, never by `make test`:
     .venv/bin/python benchmarks/bench_build.py                      # both standard cases, DuckDB
     .venv/bin/python benchmarks/bench_build.py --companies 1000000 --days 8 --case day
     .venv/bin/python benchmarks/bench_build.py --warehouse postgresql://postgres@127.0.0.1/bench
+    .venv/bin/python benchmarks/bench_build.py --companies 100000 --days 365 --case pipeline
 
 PostgreSQL: the database of the URL is created when it does not exist. Each case starts from an empty
 warehouse, so its schemas (stg, analytics, ops) are dropped first: the database's name must start with
-``bench`` (a scratch database, never a real warehouse). Server settings are the server's own; the figures
-depend much on ``work_mem`` and ``shared_buffers``. Staging is ANALYZEd after it is filled, as autovacuum
-would have done in a warehouse that loads a day at a time.
+``bench`` or end with ``_bench`` (a scratch database, never a real warehouse). Server settings are the
+server's own; the figures depend much on ``work_mem`` and ``shared_buffers``. Staging is ANALYZEd after it
+is filled, as autovacuum would have done in a warehouse that loads a day at a time.
 """
 
 from __future__ import annotations
@@ -27,9 +28,11 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+from company_activity.config import load_settings
+from company_activity.pipeline import Pipeline
 from company_activity.state import RunStateStore
 from company_activity.warehouse import Warehouse, connect
-from company_activity.warehouse.build import build_segment
+from company_activity.warehouse.build import CHUNK_DAYS, build_segment
 
 START = date(2025, 1, 1)
 STAGING = ("stg.crm_daily", "stg.product_usage_daily", "ops.usage_days")
@@ -93,10 +96,10 @@ def prepare_postgres(url: str) -> None:
 
     parts = urlsplit(url)
     name = parts.path.lstrip("/")
-    if not name.startswith("bench"):
+    if not (name.startswith("bench") or name.endswith("_bench")):
         raise SystemExit(
             f"--warehouse: the benchmark drops the warehouse schemas of its database; give a scratch "
-            f"database whose name starts with 'bench', not {name!r}"
+            f"database whose name starts with 'bench' or ends with '_bench', not {name!r}"
         )
     admin = urlunsplit(parts._replace(path="/postgres"))
     with psycopg.connect(admin, autocommit=True) as con:
@@ -107,7 +110,34 @@ def prepare_postgres(url: str) -> None:
         con.execute("drop schema if exists stg, analytics, ops cascade")
 
 
-def case(url: str, companies: int, days: int, what: str, memory_limit: str | None = None) -> None:
+def pipeline_case(url: str, end: date, memory_limit: str | None, lake: str) -> None:
+    """The range through the pipeline's ``build`` (ledger, gate, checks, marts): the first build, the
+    default build (every day skipped: nothing changed) and ``build --full``."""
+    settings = load_settings(
+        warehouse=url, lake=lake, today=end + timedelta(days=1), duckdb_memory_limit=memory_limit
+    )
+
+    def build(full: bool) -> None:
+        with Pipeline(settings, sinks=[]) as pipeline:
+            report = pipeline.build(START, end, full=full)
+        skipped = sum(1 for s in report.steps if s.status == "skipped")
+        print(f"    built {len(report.built)} day(s), skipped {skipped}, exit code {report.exit_code}")
+
+    days = (end - START).days + 1
+    timed(f"pipeline: build all {days} days (empty table)", lambda: build(False))
+    timed("pipeline: build again (nothing changed: skips)", lambda: build(False))
+    timed("pipeline: build --full (nothing changes)", lambda: build(True))
+
+
+def case(
+    url: str,
+    companies: int,
+    days: int,
+    what: str,
+    memory_limit: str | None = None,
+    chunk_days: int = CHUNK_DAYS,
+    lake: str = "lake",
+) -> None:
     print(f"{companies:,} companies x {days} days on {url.split('://')[0] if '://' in url else 'duckdb'}:")
     if is_postgres(url):
         prepare_postgres(url)
@@ -126,6 +156,7 @@ def case(url: str, companies: int, days: int, what: str, memory_limit: str | Non
             complete_days=RunStateStore(wh).complete_days(s - timedelta(days=6), e),
             first_usage_day=START,
             loaded_at=at,
+            chunk_days=chunk_days,
         )
 
     if what in ("day", "both"):
@@ -139,6 +170,10 @@ def case(url: str, companies: int, days: int, what: str, memory_limit: str | Non
     if what in ("range", "both"):
         timed(f"build all {days} days (empty table)", lambda: build(START, end, datetime(2026, 1, 4)))
         timed(f"rebuild all {days} days (nothing changes)", lambda: build(START, end, datetime(2026, 1, 5)))
+    if what == "pipeline":
+        wh.close()
+        pipeline_case(url, end, memory_limit, lake)
+        wh = connect(url, duckdb_memory_limit=memory_limit)
     rows = wh.execute("select count(*) from analytics.company_daily_activity")[0][0]
     print(f"  analytics rows: {rows:,}")
     wh.close()
@@ -151,7 +186,13 @@ def main() -> int:
     )
     ap.add_argument("--companies", type=int, default=None)
     ap.add_argument("--days", type=int, default=None)
-    ap.add_argument("--case", choices=["day", "range", "both"], default=None)
+    ap.add_argument(
+        "--case",
+        choices=["day", "range", "both", "pipeline"],
+        default=None,
+        help="pipeline: the range through `build` (first build, default build that skips, --full)",
+    )
+    ap.add_argument("--chunk-days", type=int, default=CHUNK_DAYS, help="days built per chunk of a range")
     ap.add_argument(
         "--duckdb-memory-limit", default=None, help="e.g. 3GB (DuckDB's own default: 80%% of RAM)"
     )
@@ -165,6 +206,8 @@ def main() -> int:
                 args.days or 365,
                 args.case or "both",
                 args.duckdb_memory_limit,
+                args.chunk_days,
+                str(Path(tmp) / "lake"),
             )
             return 0
         case(url, 1_000_000, 8, "day", args.duckdb_memory_limit)

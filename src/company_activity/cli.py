@@ -348,10 +348,13 @@ def replay(ctx: click.Context, day: str, end: str | None) -> None:
 @main.command()
 @click.option("--start", required=True, metavar="YYYY-MM-DD", help="First day.")
 @click.option("--end", required=True, metavar="YYYY-MM-DD", help="Last day (inclusive).")
+@click.option("--full", is_flag=True, help="Rebuild every day, also those whose inputs did not change.")
 @_DRY_RUN
 @click.pass_context
-def build(ctx: click.Context, start: str, end: str, dry_run: bool) -> None:
-    """Rebuild analytics rows for a range from staging, without calling the API.
+def build(ctx: click.Context, start: str, end: str, full: bool, dry_run: bool) -> None:
+    """Build analytics rows for a range from staging, without calling the API.
+
+    Days already built whose inputs were not loaded since are skipped; --full rebuilds them too.
 
     \b
     Example:
@@ -361,10 +364,10 @@ def build(ctx: click.Context, start: str, end: str, dry_run: bool) -> None:
         s, e = _required(start, "--start"), _required(end, "--end")
     if dry_run:
         check = lambda settings: check_range(settings, s, e, "--start")  # noqa: E731
-        _dry_run(ctx, lambda p: p.build(s, e), needs_api=False, check=check)
+        _dry_run(ctx, lambda p: p.build(s, e, full=full), needs_api=False, check=check)
     _execute(
         ctx,
-        lambda pipeline, progress: pipeline.build(s, e, progress=progress),
+        lambda pipeline, progress: pipeline.build(s, e, full=full, progress=progress),
         needs_api=False,
         check=lambda settings: check_range(settings, s, e, "--start"),
     )

@@ -72,10 +72,26 @@ class Planner:
         days = plan.closed_range(start, end, self.today, "--start")
         return RunPlan(f"backfill --start {start.isoformat()} --end {end.isoformat()}", tuple(days))
 
-    def build(self, start: date, end: date) -> RunPlan:
+    def build(self, start: date, end: date, *, full: bool = False) -> RunPlan:
+        """``build``: the days of the range; without ``full``, those already built whose inputs did not
+        change are skipped (decided again under the lock; the plan names them for ``--dry-run``)."""
         days = plan.closed_range(start, end, self.today, "--start")
-        command = f"build --start {start.isoformat()} --end {end.isoformat()}"
-        return RunPlan(command, tuple(days), steps=(STEP_BUILD,), only=True)
+        command = f"build --start {start.isoformat()} --end {end.isoformat()}" + (" --full" if full else "")
+        notes: tuple[str, ...] = ()
+        if not full:
+            skip = self.skipped_days(days)
+            spans = ", ".join(f"{a.isoformat()}..{b.isoformat()}" for a, b in plan.segments(skip)) or "none"
+            notes = (f"skipped, inputs unchanged since their build (--full rebuilds them): {spans}",)
+        return RunPlan(
+            command, tuple(days), steps=(STEP_BUILD,), only=True, notes=notes, skip_unchanged=not full
+        )
+
+    def skipped_days(self, days: Sequence[date]) -> list[date]:
+        """The days of ``days`` a ``build`` without ``--full`` would skip now."""
+        if self.state is None or not days:
+            return []
+        built = self.state.built_days(min(days), max(days))
+        return sorted(plan.unchanged_days(days, built, self.state.stale_built_days() if built else set()))
 
     def start_date(self, *, default: date) -> date:
         """The first day ``run`` catches up: the setting, else the first nightly run's day, else ``default``.
@@ -190,9 +206,12 @@ class Pipeline:
         only: tuple[Step, ...] = (step,)
         return self.runner.execute(RunPlan(command, tuple(sorted(set(days))), steps=only, only=True))
 
-    def build(self, start: date, end: date, *, progress: Progress | None = None) -> RunReport:
-        """Rebuild the analytics rows of ``start … end`` from staging, without ingesting anything."""
-        return self.runner.execute(self.planner.build(start, end), progress=progress)
+    def build(
+        self, start: date, end: date, *, full: bool = False, progress: Progress | None = None
+    ) -> RunReport:
+        """Build the analytics rows of ``start … end`` from staging, without ingesting anything: the days
+        not built yet, failed or stale; with ``full``, every day (days skipped are recorded ``skipped``)."""
+        return self.runner.execute(self.planner.build(start, end, full=full), progress=progress)
 
     def latest_raw_run(self, day: date) -> LandedRun:
         """The newest complete raw run of ``day`` in the lake (one with a manifest)."""

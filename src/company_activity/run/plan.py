@@ -12,6 +12,7 @@ snapshot) from the run-state store and the data engine and passes it in. Unit te
   input makes stale (the rebuild ranges).
 - :func:`gate_missing`, :func:`split_gate` — the build gate: D is built only when usage is complete for D
   and every day of ``D-6 … D-1`` on or after the first usage day.
+- :func:`unchanged_days` — the days a ``build`` skips (built, inputs unchanged since).
 - :func:`segments` — contiguous runs of days, each built as one unit.
 """
 
@@ -19,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 from ..errors import BuildGateError, ConfigError
 from .vocab import DONE, STEP_BUILD, STEPS, Step
@@ -37,6 +38,8 @@ class RunPlan:
     ``replay``: usage comes from the lake's latest complete raw run instead of the API.
     ``gate_only``: days before the start date that are ingested only because a later day's build needs
     them (they are not built themselves).
+    ``skip_unchanged``: the build step skips each day already built whose inputs were not loaded since
+    (:func:`unchanged_days`); ``build --full`` and every other command rebuild what they are asked to.
     """
 
     command: str
@@ -48,6 +51,8 @@ class RunPlan:
     replay: bool = False
     notes: tuple[str, ...] = field(default=())
     gate_only: tuple[date, ...] = ()  # days ingested only for the build gate of later days, not built
+    #: ``build`` without ``--full``: days already built whose inputs did not change since are skipped
+    skip_unchanged: bool = False
 
     def describe(self) -> list[str]:
         """The plan in words (``--dry-run``)."""
@@ -158,6 +163,14 @@ def usage_affected_days(day: date) -> set[date]:
 
 def build_horizon(today: date) -> date:
     return today - timedelta(days=1)
+
+
+def unchanged_days(
+    ds: Iterable[date], built: Mapping[date, datetime], stale: set[date]
+) -> dict[date, datetime]:
+    """The days of ``ds`` a ``build`` skips, with the time of their build: built (``built``: the built
+    days and their ``built_at``) and not stale (no input loaded since that build: ``stale``)."""
+    return {d: built[d] for d in sorted(set(ds)) if d in built and d not in stale}
 
 
 def build_candidates(targets: set[date], affected: set[date], complete: set[date]) -> set[date]:

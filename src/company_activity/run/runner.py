@@ -99,10 +99,14 @@ class Runner:
                 targets = set(report.days)
             stop.check()
             if STEP_BUILD in run_plan.steps or not run_plan.only:
+                to_check = report.days
+                if run_plan.skip_unchanged:  # `build` without --full: days whose inputs did not change
+                    targets -= self.build.skip_unchanged(context, sorted(targets))
+                    to_check = [d for d in report.days if d in targets]
                 # the days whose last build failed are tried again (stale_built_days names them); a day
                 # a blocking volume check held back is checked again first, so a hold stays a hold
                 retry = context.state.failed_build_days() - set(report.days)
-                held = hold_anomalous(context, sorted(set(report.days) | retry))
+                held = hold_anomalous(context, sorted(set(to_check) | retry))
                 self.build.run(context, sorted(targets - held), affected=affected - held, held=held)
             if STEP_USAGE in run_plan.steps or not run_plan.only:
                 retention_warnings(context, self.start_date())

@@ -121,7 +121,8 @@ on conflict (activity_date) do update set
     last_error = excluded.last_error;
 
 -- name: built_days_between
-select activity_date
+-- the built days of a range and when each was built (`build` skips those whose inputs did not change)
+select activity_date, built_at
 from ops.build_days
 where status = 'built'
     and activity_date between cast(:start_day as date) and cast(:end_day as date)

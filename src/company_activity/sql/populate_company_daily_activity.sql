@@ -4,7 +4,8 @@
 -- Parameters: :start_day, :end_day (the days to build), :first_usage_day (earliest complete usage day),
 -- :loaded_at (this build's timestamp; rows whose values do not change keep their old record_loaded_at).
 --
--- The engine runs `inputs`, inserts the complete usage days of :start_day - 6 ... :end_day into build_days,
+-- The engine runs `inputs`, inserts the complete usage days of :start_day - 6 ... :end_day into build_days
+-- (and runs `analyze_days`),
 -- then one of the two candidate formulations (`candidate` for long ranges,
 -- `candidate_short` for a few days: same columns, same meaning, both tested against the spec's model),
 -- checks the candidate rows (quality gates), then `change_counts` (each row compared once with the
@@ -22,6 +23,11 @@ drop table if exists build_candidate;
 create temporary table build_days (
     activity_date date not null
 );
+
+-- name: analyze_days
+-- statistics of the temporary tables (autovacuum never analyzes them): without them PostgreSQL guesses
+-- thousands of build days and plans (and JIT-compiles) the candidate for tens of millions of rows
+analyze build_days;
 
 -- name: candidate
 -- long ranges: one pass over every row of the range, a 7-day window per company

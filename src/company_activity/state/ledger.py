@@ -83,6 +83,13 @@ class Ledger:
             outcome.message,
         )
 
+    def steps_done(self, outcomes: list[StepOutcome]) -> None:
+        """Record finished ``outcomes`` (e.g. days a ``build`` skipped) in one transaction."""
+        now = utcnow()
+        with self.wh.transaction():
+            for o in outcomes:
+                self._write_step(o.step, o.day, o.status, now, now, o.rows_loaded, o.rows_rejected, o.message)
+
     def _write_step(
         self,
         step: str,

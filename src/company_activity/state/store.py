@@ -87,6 +87,11 @@ class RunStateStore:
         value = self.wh.scalar("ops.sql", "first_usage_day")
         return value if isinstance(value, date) else None
 
+    def built_days(self, start: date, end: date) -> dict[date, datetime]:
+        """The days of ``start … end`` whose latest build succeeded, and when it ran."""
+        rows = self.wh.run("ops.sql", "built_days_between", {"start_day": start, "end_day": end})
+        return {r[0]: r[1] for r in rows}
+
     def stale_built_days(self) -> set[date]:
         return {r[0] for r in self.wh.run("ops.sql", "stale_built_days")}
 

@@ -10,6 +10,7 @@ recorded after the engine returned.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 
@@ -26,6 +27,8 @@ from ..state.store import BuiltDay
 from ..warehouse.engine import DayBuild
 from . import StepResult
 from .checks import record_volume_checks, volume_checks
+
+log = logging.getLogger("company_activity.pipeline")
 
 
 class Build:
@@ -59,6 +62,29 @@ class Build:
             context.stop.check()
             result.done |= self.segment(context, start, end, window, first, loaded_at)
         return result
+
+    def skip_unchanged(self, context: RunContext, days: Sequence[date]) -> set[date]:
+        """``build`` without ``--full``: the days of ``days`` already built whose inputs were not loaded
+        since (not stale) are skipped, each recorded as a ``skipped`` build step. Returns them."""
+        if not days:
+            return set()
+        built = context.state.built_days(min(days), max(days))
+        skip = plan.unchanged_days(days, built, context.state.stale_built_days()) if built else {}
+        outcomes = [
+            StepOutcome(
+                STEP_BUILD,
+                day,
+                "skipped",
+                message=f"inputs unchanged since the build of {at:%Y-%m-%d %H:%M:%S} UTC; --full rebuilds it",
+            )
+            for day, at in skip.items()
+        ]
+        context.ledger.steps_done(outcomes)
+        context.report.steps.extend(outcomes)
+        if skip:
+            spans = ", ".join(f"{a.isoformat()}..{b.isoformat()}" for a, b in plan.segments(skip))
+            log.info("build: skipped %d day(s) whose inputs did not change: %s", len(skip), spans)
+        return set(skip)
 
     def _gate(
         self,

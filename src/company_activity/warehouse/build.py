@@ -78,6 +78,7 @@ def build_segment(
             wh.bulk_insert(
                 "build_days", ["activity_date"], [(d,) for d in sorted(days) if window <= d <= chunk_end]
             )
+            wh.run(POPULATE, "analyze_days")
             short = (chunk_end - chunk_start).days + 1 <= short_range_days
             wh.run(POPULATE, "candidate_short" if short else "candidate", params)
             results = check_candidate(wh, missing_crm_warn_fraction=missing_crm_warn_fraction)
