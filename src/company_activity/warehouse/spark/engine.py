@@ -28,7 +28,7 @@ from urllib.parse import urlparse
 from ... import sql as sqlfiles
 from ...errors import WarehouseError
 from ..build import DayBuild
-from . import model
+from . import marts, model
 from .files import Files
 from .session import start_session
 from .tables import ANALYTICS, CRM, TABLES, USAGE, Table, arrow_schema
@@ -228,7 +228,9 @@ class SparkEngine:
             counts = _change_counts(merged)
             changed = sorted(day for day, (ins, upd, _, dele) in counts.items() if ins or upd or dele)
             if changed:
+                marts.mark_pending(self, changed)  # removed once the marts of these days are in place
                 self._publish(merged, changed)
+            marts.refresh_pending(self, start, end, built_at=loaded_at)
         finally:
             candidate.unpersist()
             if merged is not None:
