@@ -76,6 +76,8 @@ def refresh_pending(engine: SparkEngine, start: date, end: date, *, built_at: da
     written = refresh(engine, days, built_at=built_at) if days else {}
     for name in marks:
         engine.files.delete(f"{PENDING}/{name}")
+    if marks and not engine.files.children(PENDING) and not engine.files.files(PENDING):
+        engine.files.delete(PENDING)
     return written
 
 
@@ -91,6 +93,7 @@ def refresh(engine: SparkEngine, days: set[date], *, built_at: datetime) -> dict
         (statement,) = sqlfiles.query(SPARK_MARTS, name)
         args = {"lo": lo.isoformat(), "hi": hi.isoformat(), "built_at": stamp.isoformat(sep=" ")}
         _replace(engine, table, engine.spark.sql(statement, args=args), starts)
+        engine.sync_catalog(table)
         written[table.name] = len(starts)
     return written
 
