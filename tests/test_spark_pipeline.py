@@ -267,7 +267,8 @@ def test_the_demo_on_spark_prints_the_spark_table_and_writes_its_warehouse(
 
 
 @pytest.mark.xfail(
-    strict=True,
+    run=False,  # not run until then (a Spark run costs the suite ~40 s); checked with --runxfail: it fails
+    # on `built == …` (the failed segment's days stay unbuilt after a plain run)
     reason="needs ops.sql:stale_built_days to count failed builds as stale (the lead's change on main); "
     "once merged this test passes: drop this mark",
 )
