@@ -241,8 +241,13 @@ def test_partition_replace_and_no_change_rebuild_leave_files_alone(
     after = files(root)
     changed_dirs = {k.rsplit("/", 1)[0] for k in set(before.items()) ^ set(after.items()) for k in [k[0]]}
     expected = {"stg/product_usage_daily/activity_date=2026-11-06"} | {
-        f"analytics/company_daily_activity/activity_date={day.isoformat()}" for day in days(d(6), d(11))
+        f"analytics/{table}/activity_date={day.isoformat()}"
+        for day in days(d(6), d(11))
+        for table in ("company_daily_activity", "activity_summary_daily")
     }
+    # and the marts' periods holding those days: two ISO weeks, one month
+    expected |= {f"analytics/company_weekly_activity/week_start=2026-11-{n:02d}" for n in (2, 9)}
+    expected |= {"analytics/company_monthly_activity/month_start=2026-11-01"}
     assert changed_dirs == expected
 
     # only the changed rows carry the new record_loaded_at
