@@ -6,6 +6,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 APP_STAMP := $(VENV)/.installed-app
+SPARK_STAMP := $(VENV)/.installed-spark
+# `make demo` on COMPANY_ACTIVITY_WAREHOUSE=spark:ROOT needs the spark extra too (and a Java 17+ runtime)
+DEMO_STAMP := $(if $(filter spark:%,$(COMPANY_ACTIVITY_WAREHOUSE)),$(SPARK_STAMP),$(APP_STAMP))
 
 LOCK := requirements/lock.txt
 DEV_LOCK := requirements/dev.lock.txt
@@ -28,11 +31,17 @@ $(APP_STAMP): pyproject.toml $(DEV_LOCK) | $(VENV)/bin/python
 	     $(BIN)/python -m pip install --quiet -e '.[ui]'; }
 	@touch $(APP_STAMP)
 
+$(SPARK_STAMP): pyproject.toml $(DEV_LOCK) | $(VENV)/bin/python
+	$(BIN)/python -m pip install --quiet -c $(DEV_LOCK) -e '.[ui,spark]' \
+	|| { echo "warning: $(DEV_LOCK) is stale (run make lock); installing without it" >&2; \
+	     $(BIN)/python -m pip install --quiet -e '.[ui,spark]'; }
+	@touch $(SPARK_STAMP) $(APP_STAMP)
+
 $(STAMP): pyproject.toml $(DEV_LOCK) | $(VENV)/bin/python
 	$(BIN)/python -m pip install --quiet -c $(DEV_LOCK) -e '.[dev]' \
 	|| { echo "warning: $(DEV_LOCK) is stale (run make lock); installing without it" >&2; \
 	     $(BIN)/python -m pip install --quiet -e '.[dev]'; }
-	@touch $(STAMP) $(APP_STAMP)
+	@touch $(STAMP) $(APP_STAMP) $(SPARK_STAMP)
 
 lock: $(STAMP)  ## re-resolve requirements/*.txt from pyproject.toml (UPGRADE=1: newest versions)
 	$(BIN)/python -m pip install --quiet 'uv>=0.4'
@@ -41,7 +50,7 @@ lock: $(STAMP)  ## re-resolve requirements/*.txt from pyproject.toml (UPGRADE=1:
 	$(BIN)/uv pip compile pyproject.toml --all-extras --universal \
 		--python-version 3.11 --custom-compile-command "make lock" $(if $(UPGRADE),--upgrade) -o $(DEV_LOCK) --quiet
 
-demo: $(APP_STAMP)  ## run the whole pipeline on embedded defaults (DuckDB + local lake + API simulator)
+demo: $(DEMO_STAMP)  ## run the whole pipeline on embedded defaults (DuckDB + local lake + API simulator)
 	$(BIN)/company-activity demo
 
 test: lint typecheck unit  ## everything CI runs

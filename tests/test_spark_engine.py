@@ -241,8 +241,13 @@ def test_partition_replace_and_no_change_rebuild_leave_files_alone(
     after = files(root)
     changed_dirs = {k.rsplit("/", 1)[0] for k in set(before.items()) ^ set(after.items()) for k in [k[0]]}
     expected = {"stg/product_usage_daily/activity_date=2026-11-06"} | {
-        f"analytics/company_daily_activity/activity_date={day.isoformat()}" for day in days(d(6), d(11))
+        f"analytics/{table}/activity_date={day.isoformat()}"
+        for day in days(d(6), d(11))
+        for table in ("company_daily_activity", "activity_summary_daily")
     }
+    # and the marts' periods holding those days: two ISO weeks, one month
+    expected |= {f"analytics/company_weekly_activity/week_start=2026-11-{n:02d}" for n in (2, 9)}
+    expected |= {"analytics/company_monthly_activity/month_start=2026-11-01"}
     assert changed_dirs == expected
 
     # only the changed rows carry the new record_loaded_at
@@ -378,3 +383,51 @@ def test_spark_conf_pairs_and_files(tmp_path: Path) -> None:
     assert parse_root("spark:./data/tables") == "./data/tables"
     assert parse_root("spark:abfss://c@a.dfs.core.windows.net/t") == "abfss://c@a.dfs.core.windows.net/t"
     assert parse_root("./warehouse.duckdb") is None
+
+
+# -- a persistent catalog ----------------------------------------------------------------------------------
+
+
+def test_the_tables_are_registered_in_the_sessions_catalog_and_kept_in_sync(
+    spark: Any, tmp_path: Path
+) -> None:
+    """With a persistent catalog (Hive, Unity) the engine registers every table under the spec's name.
+    The test session's catalog is Spark's in-memory one (not persistent: nothing registered by default),
+    so registration is forced here; the same statements then run on it for real."""
+    from company_activity.warehouse.spark.catalog import is_persistent, statements
+    from company_activity.warehouse.spark.tables import TABLES, WEEKLY
+
+    assert not is_persistent(spark)
+    assert SparkEngine(str(tmp_path / "other"), session=spark).catalog is None
+    engine = SparkEngine(str(tmp_path / "tables"), session=spark, register=True)
+    try:
+        crm, usage = worked_example()
+        stage(engine, crm, usage, ELEVEN)
+        build(engine, ELEVEN, ELEVEN)
+        listed = {
+            f"{db}.{t.name}"
+            for db in ("stg", "analytics")
+            for t in spark.catalog.listTables(db)
+            if not t.isTemporary
+        }
+        assert listed == {t.name for t in TABLES}
+        cols = [f"`{n}`" for n, _ in TABLES[2].columns]
+        table = spark.table("analytics.company_daily_activity").select(*cols)
+        assert sorted(tuple(r) for r in table.collect()) == engine.rows()
+        weeks = [r[0] for r in spark.sql("show partitions analytics.company_weekly_activity").collect()]
+        assert weeks == [f"week_start={w}" for w in sorted({r[0] for r in engine.rows(WEEKLY.name)})]
+        assert spark.table("stg.product_usage_daily").count() == engine.count("stg_product_usage_daily")
+
+        # a partition the engine deletes (every row of a day gone) is dropped from the catalog too
+        engine.replace_usage_day(d(11), [], raw_run_id="test", loaded_at=AT)
+        usage_days = spark.sql("show partitions stg.product_usage_daily").collect()
+        assert len(usage_days) == len(ELEVEN)  # an empty day is still a partition (one empty file)
+        engine.files.delete(f"{TABLES[1].path}/activity_date={d(11).isoformat()}")
+        engine.sync_catalog(TABLES[1])
+        assert len(spark.sql("show partitions stg.product_usage_daily").collect()) == len(ELEVEN) - 1
+    finally:
+        for db in ("stg", "analytics"):
+            spark.sql(f"drop database if exists {db} cascade")  # external tables: the files stay
+    assert statements(WEEKLY, "abfss://c@a.dfs.core.windows.net/it's", create=True)[1].endswith(
+        "partitioned by (`week_start`) location 'abfss://c@a.dfs.core.windows.net/it\\'s'"
+    )

@@ -21,6 +21,7 @@ from company_activity.simulator import SimulatorOptions, SimulatorServer
 from company_activity.storage import open_lake
 from company_activity.warehouse.duckdb import DuckDBWarehouse
 from company_activity.warehouse.spark.engine import SparkEngine
+from company_activity.warehouse.spark.tables import MARTS as SPARK_MARTS
 from company_activity.web.db import Reader
 
 from .helpers import days
@@ -54,6 +55,10 @@ def sim() -> Iterator[SimulatorServer]:
         SimulatorOptions(seed=13, companies=60, today=TODAY, epoch=date(2026, 10, 20))
     ) as server:
         yield server
+
+
+#: the marts' columns in table order, built_at (last) aside
+MARTS = {t.name: [n for n, _ in t.columns if n != "built_at"] for t in SPARK_MARTS}
 
 
 def environment(tmp_path: Path, sim: SimulatorServer, warehouse: str) -> dict[str, str]:
@@ -107,6 +112,22 @@ def test_spark_run_equals_duckdb_and_a_rerun_changes_no_file(
     assert {r[0] for r in got} == set(TEN_DAYS)
     assert got == [tuple(r) for r in expected]
     assert engine.count("stg_product_usage_daily") == sum(len(sim.usage(d)) for d in TEN_DAYS)
+    # the daily summary and the weekly/monthly marts: DuckDB's, row for row (built_at aside)
+    with DuckDBWarehouse(str(tmp_path / "wh.duckdb")) as wh:
+        for name, cols in MARTS.items():
+            schema, table = name.split(".")
+            duck_cols = wh.execute(
+                "select column_name from information_schema.columns where table_schema = :s "
+                "and table_name = :t order by ordinal_position",
+                {"s": schema, "t": table},
+            )
+            assert [c for (c,) in duck_cols] == [*cols, "built_at"], name  # the same columns, in order
+            want = sorted((tuple(r) for r in wh.execute(f"select {', '.join(cols)} from {name}")), key=repr)  # noqa: S608
+            have = sorted((r[:-1] for r in engine.rows(name)), key=repr)
+            assert len(have) == len(want) > 0, name
+            assert have == want, name
+    weeks = {r[0] for r in engine.rows("analytics.company_weekly_activity")}
+    assert weeks == {date(2026, 11, 2), date(2026, 11, 9)}
 
     # run state lives in the state store: status and runs read it
     with DuckDBWarehouse(env["COMPANY_ACTIVITY_STATE"]) as state:
@@ -134,6 +155,9 @@ def test_spark_run_equals_duckdb_and_a_rerun_changes_no_file(
         assert session._execute("select count(*) as n from analytics.company_daily_activity", {}) == [
             {"n": len(got)}
         ]
+        for name in MARTS:  # the overview pages read the marts' Parquet files too
+            n = len(engine.rows(name))
+            assert session._execute(f"select count(*) as n from {name}", {}) == [{"n": n}]  # noqa: S608
     report = cli(env, "report", "--out", str(tmp_path / "report.html"))
     assert report.exit_code == 0, report.output
     html = (tmp_path / "report.html").read_text(encoding="utf-8")
@@ -192,4 +216,88 @@ def test_a_failure_mid_build_leaves_the_day_unbuilt_and_the_next_run_converges(
     assert cli(duck_env, "run").exit_code == 0
     with DuckDBWarehouse(str(tmp_path / "wh.duckdb")) as wh:
         expected = [tuple(r) for r in wh.execute(DUCK_TABLE)]
-    assert [r[:-1] for r in engine.rows()] == expected
+        assert [r[:-1] for r in engine.rows()] == expected
+        for name, cols in MARTS.items():  # the marts the failed run never reached are built too
+            want = sorted((tuple(r) for r in wh.execute(f"select {', '.join(cols)} from {name}")), key=repr)  # noqa: S608
+            assert sorted((r[:-1] for r in engine.rows(name)), key=repr) == want, name
+
+
+def test_the_demo_on_spark_prints_the_spark_table_and_writes_its_warehouse(
+    spark: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import re
+    import tomllib
+
+    from company_activity.config import Settings
+    from company_activity.demo import DEMO_MARK, run_demo
+
+    monkeypatch.setattr("company_activity.run.vocab._config_file", None)  # the demo sets it: restored after
+    root = tmp_path / "tables"
+    folder = tmp_path / "demo"
+    lines: list[str] = []
+    base = Settings(warehouse=f"spark:{root}", today=TODAY)
+    code = run_demo(base, folder=str(folder), days=4, companies=30, seed=5, echo=lines.append)
+    out = "\n".join(lines)
+    assert code == 0, out
+
+    rows = SparkEngine(str(root), session=spark).rows()
+    printed = re.findall(r"^(\d{4}-\d\d-\d\d) +(\d+) +(\d+) +(\d+) +(\d+)$", out, re.MULTILINE)
+    expected = []
+    for day in days(date(2026, 11, 8), LAST):
+        of_day = [r for r in rows if r[0] == day]
+        active = sum(1 for r in of_day if r[6] > 0)
+        churn = sum(1 for r in of_day if r[9])
+        missing = sum(1 for r in of_day if r[2] is None)
+        expected.append((day.isoformat(), *(str(n) for n in (len(of_day), active, churn, missing))))
+    assert printed == expected
+    assert all(int(n) > 0 for _, n, *_ in printed)
+    churn_line = re.search(r"churn-risk companies on 2026-11-11 \(no usage for 7 days\): (\d+)", out)
+    assert churn_line is not None and int(churn_line.group(1)) == int(expected[-1][3])
+    assert f"warehouse: spark:{root}" in out
+
+    # the written settings carry the Spark warehouse and the demo's state file: `status` reads them
+    config = folder / "company-activity.toml"
+    values = tomllib.loads(config.read_text(encoding="utf-8"))
+    assert values["warehouse"] == f"spark:{root}"
+    assert values["state"] == str(folder / "state.duckdb")
+    assert (root / DEMO_MARK).is_file()
+    status = cli({}, "--config", str(config), "status")
+    assert status.exit_code == 0, status.output
+    assert LAST.isoformat() in status.output
+
+
+@pytest.mark.xfail(
+    run=False,  # not run until then (a Spark run costs the suite ~40 s); checked with --runxfail: it fails
+    # on `built == …` (the failed segment's days stay unbuilt after a plain run)
+    reason="needs ops.sql:stale_built_days to count failed builds as stale (the lead's change on main); "
+    "once merged this test passes: drop this mark",
+)
+def test_a_plain_run_after_a_failure_mid_publish_rebuilds_the_failed_day(
+    spark: Any, sim: SimulatorServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from company_activity.errors import WarehouseError
+    from company_activity.warehouse.spark.tables import ANALYTICS
+
+    root = tmp_path / "tables"
+    env = environment(tmp_path, sim, f"spark:{root}") | {
+        "COMPANY_ACTIVITY_START_DATE": TEN_DAYS[7].isoformat()
+    }
+    broken = TEN_DAYS[8]
+    swap = SparkEngine._swap
+
+    def failing_swap(self: SparkEngine, table: Any, day: date, new: str, target: str) -> None:
+        if table is ANALYTICS and day == broken:
+            raise WarehouseError(f"Spark engine: injected failure publishing {day}")
+        swap(self, table, day, new, target)
+
+    monkeypatch.setattr(SparkEngine, "_swap", failing_swap)
+    assert cli(env, "run").exit_code != 0
+    monkeypatch.setattr(SparkEngine, "_swap", swap)
+    again = cli(env, "run")  # a plain run, no --start/--end: it must pick the failed day up
+    assert again.exit_code == 0, again.output
+    with DuckDBWarehouse(env["COMPANY_ACTIVITY_STATE"]) as state:
+        built = {
+            d for (d,) in state.execute("select activity_date from ops.build_days where status = 'built'")
+        }
+    assert built == set(TEN_DAYS[7:])
+    assert SparkEngine(str(root), session=spark).count(day=broken) > 0

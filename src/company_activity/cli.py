@@ -420,7 +420,8 @@ def demo(ctx: click.Context, folder: str, days: int, companies: int, seed: int) 
     """Run the whole pipeline on embedded defaults, with no set-up.
 
     Starts the built-in API simulator on a free loopback port, writes sample CRM snapshots into a local
-    lake, runs the last 14 days into a DuckDB file, and prints what it built and where.
+    lake, runs the last 14 days into a DuckDB file (or a configured spark:ROOT), and prints what it built
+    and where.
 
     \b
     Example:

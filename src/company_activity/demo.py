@@ -9,6 +9,7 @@ import shutil
 import sys
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
+from typing import Any, NamedTuple
 
 from .config import Settings
 from .logs import configure
@@ -30,13 +31,19 @@ def run_demo(
 ) -> int:
     configure(level="WARNING" if base.log_level == "INFO" else base.log_level, fmt=base.log_format)
     folder = os.path.abspath(folder)
-    warehouse = os.path.join(folder, "warehouse.duckdb")
+    os.makedirs(folder, exist_ok=True)
     lake_root = os.path.join(folder, "lake")
+    # issue 13: a configured spark:ROOT is kept (its run state in the demo's state file, unless set)
+    place = demo_warehouse(base, folder)
     # the demo starts from scratch every time: its folder holds nothing but what it made last time
-    for stale in (warehouse, warehouse + ".wal", warehouse + ".lock"):
-        if os.path.exists(stale):
-            os.remove(stale)
+    for stale in place.duckdb_files:
+        for path in (stale, stale + ".wal", stale + ".lock"):
+            if os.path.exists(path):
+                os.remove(path)
+    if place.spark_root is not None and place.duckdb_files:  # the run state is the demo's own too
+        clear_spark_tables(place.spark_root)
     shutil.rmtree(lake_root, ignore_errors=True)
+    warehouse = place.warehouse
     today = base.today or datetime.now(UTC).date()
     first = today - timedelta(days=days)
     # the synthetic world starts two weeks before the demo's first day, so late joiners show up; with the
@@ -54,6 +61,7 @@ def run_demo(
         settings = base.model_copy(
             update={
                 "warehouse": warehouse,
+                "state": place.state,
                 "lake": lake_root,
                 "api_url": sim.url,
                 "api_client_id": options.client_id,
@@ -66,27 +74,24 @@ def run_demo(
         )
         # the settings file first: the commands the run's alerts suggest carry it (`--config …`)
         config = write_config(
-            folder, warehouse=warehouse, lake=lake_root, start=first, options=options, settings=base
+            folder,
+            warehouse=warehouse,
+            lake=lake_root,
+            start=first,
+            options=options,
+            settings=base,
+            state=place.state if place.spark_root is not None else None,
         )
         use_config_file(_shown(config))
         echo(f"running {first.isoformat()} … {last.isoformat()} into {warehouse}")
         with Pipeline(settings) as pipeline:
             report = pipeline.run()
-            wh = pipeline.wh
+            query = _querier(pipeline, spark=place.spark_root is not None)
             echo("")
             echo("day          rows  active  churn-risk  not-in-CRM")
-            for day, rows, active, churn, missing in wh.execute(
-                "select activity_date, count(*), sum(case when active_users > 0 then 1 else 0 end), "
-                "sum(case when is_churn_risk then 1 else 0 end), "
-                "sum(case when company_name is null then 1 else 0 end) "
-                "from analytics.company_daily_activity group by activity_date order by activity_date"
-            ):
+            for day, rows, active, churn, missing in query(DAY_SUMMARY, {}):
                 echo(f"{day.isoformat()}  {rows:>5}  {active:>6}  {churn:>10}  {missing:>10}")
-            churn_rows = wh.execute(
-                "select company_id, company_name, last_contact_at from analytics.company_daily_activity "
-                "where activity_date = :day and is_churn_risk order by company_id",
-                {"day": last},
-            )
+            churn_rows = query(CHURN_RISK, {"day": last.isoformat()})
             echo("")
             echo(f"churn-risk companies on {last.isoformat()} (no usage for 7 days): {len(churn_rows)}")
             for company_id, name, contact in churn_rows[:20]:
@@ -96,6 +101,8 @@ def run_demo(
         echo("")
         echo(f"{'FAILED' if report.failed else 'OK'}: run {report.run_id}, {len(report.built)} day(s) built")
         echo(f"warehouse: {warehouse}")
+        if place.spark_root is not None:
+            echo(f"run state: {place.state}")
         echo(f"lake:      {lake_root}  (raw API pages under raw/product_usage/, CRM under crm/)")
         echo(f"settings:  {config}  (the demo's world; every command below reads it)")
         echo("")
@@ -110,17 +117,106 @@ def run_demo(
     return report.exit_code
 
 
+#: the demo's summary, per day and of the last day's churn-risk companies; run as they are on DuckDB and,
+#: translated like the model (:meth:`SparkDataEngine.query`), on Spark
+DAY_SUMMARY = (
+    "select activity_date, count(*), sum(case when active_users > 0 then 1 else 0 end), "
+    "sum(case when is_churn_risk then 1 else 0 end), "
+    "sum(case when company_name is null then 1 else 0 end) "
+    "from analytics.company_daily_activity group by activity_date order by activity_date"
+)
+CHURN_RISK = (
+    "select company_id, company_name, last_contact_at from analytics.company_daily_activity "
+    "where activity_date = cast(:day as date) and is_churn_risk order by company_id"
+)
+
+
+class DemoWarehouse(NamedTuple):
+    warehouse: str  # the demo folder's DuckDB file, or the configured spark:ROOT
+    state: str  # where run state lives (the warehouse itself on DuckDB)
+    spark_root: str | None  # ROOT of spark:ROOT (absolute when local)
+    duckdb_files: tuple[str, ...]  # the DuckDB files the demo made and clears
+
+
+def demo_warehouse(base: Settings, folder: str) -> DemoWarehouse:
+    """Where the demo writes: ``folder/warehouse.duckdb``, or a configured ``spark:ROOT`` with its run state
+    in ``folder/state.duckdb`` (``COMPANY_ACTIVITY_STATE`` when set: then the demo never clears it)."""
+    from .warehouse.spark import parse_root
+
+    root = parse_root(base.warehouse)
+    if root is None:
+        warehouse = os.path.join(folder, "warehouse.duckdb")
+        return DemoWarehouse(warehouse, warehouse, None, (warehouse,))
+    if "://" not in root and not root.startswith("file:"):
+        root = os.path.abspath(os.path.expanduser(root))
+    if base.state != Settings.model_fields["state"].default:  # set (COMPANY_ACTIVITY_STATE, --config)
+        return DemoWarehouse(f"spark:{root}", base.state, root, ())
+    state = os.path.join(folder, "state.duckdb")
+    return DemoWarehouse(f"spark:{root}", state, root, (state,))
+
+
+#: the file the demo leaves in a spark:ROOT it made (readers skip names starting with "_")
+DEMO_MARK = "_company_activity_demo"
+
+
+def clear_spark_tables(root: str) -> None:
+    """Remove the Spark tables the demo wrote under a local ``root`` last time, and nothing else.
+
+    A root on a cluster file system (``abfss://``, ``s3a://``, ...) is never cleared; a local root holding
+    tables the demo did not make (no mark file) is refused: the demo never deletes what it did not write.
+    """
+    from .errors import ConfigError
+    from .warehouse.spark.tables import TABLES
+
+    if "://" in root or root.startswith("file:"):
+        return
+    tables = [os.path.join(root, t.path) for t in TABLES]
+    mark = os.path.join(root, DEMO_MARK)
+    if any(os.path.exists(t) for t in tables) and not os.path.isfile(mark):
+        raise ConfigError(
+            f"the demo's warehouse spark:{root} holds tables the demo did not write ({DEMO_MARK} is "
+            "missing): the demo starts from empty tables and deletes only its own; choose another ROOT"
+        )
+    for path in [*tables, os.path.join(root, "_tmp")]:
+        shutil.rmtree(path, ignore_errors=True)
+    for parent in sorted({os.path.dirname(t) for t in tables}):
+        if os.path.isdir(parent) and not os.listdir(parent):
+            os.rmdir(parent)
+    os.makedirs(root, exist_ok=True)
+    with open(mark, "w", encoding="utf-8") as fh:
+        fh.write("written by `company-activity demo`: it clears this folder's tables on its next run\n")
+
+
+def _querier(pipeline: Pipeline, *, spark: bool) -> Callable[[str, dict[str, object]], list[tuple[Any, ...]]]:
+    """Runs one of the demo's queries on the pipeline's data engine (DuckDB, or Spark's tables)."""
+    if spark:
+        from .warehouse.spark.adapter import SparkDataEngine
+
+        engine = pipeline.app.engine
+        assert isinstance(engine, SparkDataEngine)
+        return engine.query
+    return lambda sql, params: [tuple(r) for r in pipeline.wh.execute(sql, params)]
+
+
 #: the port of the demo's API when a user starts it again with `simulate-api --config …`
 DEMO_PORT = 8765
 
 
 def write_config(
-    folder: str, *, warehouse: str, lake: str, start: date, options: SimulatorOptions, settings: Settings
+    folder: str,
+    *,
+    warehouse: str,
+    lake: str,
+    start: date,
+    options: SimulatorOptions,
+    settings: Settings,
+    state: str | None = None,
 ) -> str:
     """Write the demo's settings (and its simulator's world) to ``folder/company-activity.toml``."""
     path = os.path.join(folder, "company-activity.toml")
     values: dict[str, object] = {
         "warehouse": warehouse,
+        "state": state,
         "lake": lake,
         "crm_path": settings.crm_path,
         "api_url": f"http://127.0.0.1:{DEMO_PORT}",

@@ -10,14 +10,14 @@
   ``loaded_at`` / ``run_id`` / ``raw_run_id`` stay those of the load that wrote it, and no file changes.
 - Build: :meth:`SparkEngine.build_segment` (the same model as ``populate_company_daily_activity.sql``).
   The candidate-row checks are quality.sql's ``candidate_checks`` translated to Spark SQL and run on the
-  candidate rows in Spark (a day failing a blocking check keeps its published rows). The weekly/monthly
-  marts are NOT built on Spark yet: each build logs that it skipped them.
+  candidate rows in Spark (a day failing a blocking check keeps its published rows). The daily summary and
+  the weekly/monthly marts are then rebuilt for the periods the segment overlaps (:mod:`.marts`).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import date, datetime
 from typing import Any
 
@@ -28,6 +28,7 @@ from ...storage import Lake
 from .. import Warehouse
 from ..crm_load import CrmLoadSummary, load_crm_snapshot
 from ..engine import SegmentBuild, UsageLoadResult
+from . import model
 from .engine import SparkEngine
 from .tables import CRM, USAGE
 
@@ -115,11 +116,7 @@ class SparkDataEngine:
         loaded_at: datetime,
         missing_crm_warn_fraction: float,
     ) -> SegmentBuild:
-        log.info(
-            "Spark engine: building %s … %s (the weekly/monthly marts are not built on Spark: skipped)",
-            start,
-            end,
-        )
+        log.info("Spark engine: building %s … %s (and the marts' periods they overlap)", start, end)
         results: list[CheckResult] = []
 
         def checks(counts: list[tuple[Any, ...]]) -> set[date]:
@@ -139,6 +136,14 @@ class SparkDataEngine:
             if r.blocking and r.failed:
                 rejected.setdefault(r.day, []).append(r)
         return SegmentBuild(built, rejected, results)
+
+    def query(self, statement: str, params: Mapping[str, object]) -> list[tuple[Any, ...]]:
+        """A read-only query written as on the SQL engines (``analytics.company_daily_activity``, ``:name``
+        parameters), translated to Spark SQL like the model and run over the tables' current partitions."""
+        self.spark.register_views()
+        spark_sql = model.translate(statement)
+        args = {k: v for k, v in params.items() if f":{k}" in statement}
+        return [tuple(r) for r in self.spark.spark.sql(spark_sql, args=args).collect()]
 
     def abort(self) -> None:
         """Cancel the Spark jobs in progress (a stop); a day's partition is swapped in whole or not at all."""

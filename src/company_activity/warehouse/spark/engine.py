@@ -2,8 +2,9 @@
 
 Public operations (coarse and typed, for the pipeline's runner; run state lives elsewhere):
 
-- ``SparkEngine(root, *, master="local[*]", conf=None, session=None, files_per_day=1)``: opens (or
-  reuses: ``session``) a Spark session; ``root`` a local folder or a Hadoop URL.
+- ``SparkEngine(root, *, master="local[*]", conf=None, session=None, files_per_day=1, register=None)``:
+  opens (or reuses: ``session``) a Spark session; ``root`` a local folder or a Hadoop URL; ``register``:
+  register the tables in the session's persistent catalog (None: when it has one, :mod:`.catalog`).
 - ``replace_crm_day(day, rows, *, source_file, loaded_at, run_id) -> int``: one CRM snapshot's partition.
 - ``replace_usage_day(day, rows, *, raw_run_id, loaded_at) -> int``: one usage day's partition.
 - ``crm_snapshot_days() -> list[date]``, ``next_snapshot_after(day) -> date | None``.
@@ -28,7 +29,8 @@ from urllib.parse import urlparse
 from ... import sql as sqlfiles
 from ...errors import WarehouseError
 from ..build import DayBuild
-from . import model
+from . import marts, model
+from .catalog import Catalog, is_persistent
 from .files import Files
 from .session import start_session
 from .tables import ANALYTICS, CRM, TABLES, USAGE, Table, arrow_schema
@@ -55,6 +57,7 @@ class SparkEngine:
         conf: Mapping[str, str] | None = None,
         session: SparkSession | None = None,
         files_per_day: int = 1,
+        register: bool | None = None,
     ) -> None:
         self._own_session = session is None
         self.spark: SparkSession = session if session is not None else start_session(master, conf or {})
@@ -68,6 +71,11 @@ class SparkEngine:
         self.files_per_day = max(1, files_per_day)
         #: called with each day just before its partition is swapped in (tests inject crashes here)
         self.before_swap: Callable[[Table, date], None] | None = None
+        #: the session's persistent catalog, where the tables are registered too (``register``: None = when
+        #: the session has one; see :mod:`.catalog`)
+        self.catalog: Catalog | None = None
+        if register if register is not None else is_persistent(self.spark):
+            self.catalog = Catalog(self.spark, {t.name: self.files.qualified(t.path) for t in TABLES})
 
     # -- staging ------------------------------------------------------------------------------------------
 
@@ -126,7 +134,13 @@ class SparkEngine:
             self._swap(table, day, tmp, target)
         finally:
             self.files.delete(tmp)
+        self.sync_catalog(table)
         return count
+
+    def sync_catalog(self, table: Table) -> None:
+        """After a change to ``table``'s partitions: its registration in a persistent catalog, if any."""
+        if self.catalog is not None:
+            self.catalog.sync(table)
 
     def _swap(self, table: Table, day: date, new: str, target: str) -> None:
         if self.before_swap is not None:
@@ -228,7 +242,9 @@ class SparkEngine:
             counts = _change_counts(merged)
             changed = sorted(day for day, (ins, upd, _, dele) in counts.items() if ins or upd or dele)
             if changed:
+                marts.mark_pending(self, changed)  # removed once the marts of these days are in place
                 self._publish(merged, changed)
+            marts.refresh_pending(self, start, end, built_at=loaded_at)
         finally:
             candidate.unpersist()
             if merged is not None:
@@ -271,6 +287,7 @@ class SparkEngine:
                     self.files.delete(target)
         finally:
             self.files.delete(tmp)
+        self.sync_catalog(ANALYTICS)
 
     def clean_tmp(self) -> None:
         """Remove what killed writes left under ``ROOT/_tmp`` (readers ignore it; call it holding the run

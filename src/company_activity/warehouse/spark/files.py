@@ -72,6 +72,9 @@ class Files:
         if had_old:
             self._fs.delete(old, True)
 
+    def mkdirs(self, rel: str) -> None:
+        self._fs.mkdirs(self.path(rel))
+
     def delete(self, rel: str) -> None:
         p = self.path(rel)
         if self._fs.exists(p):

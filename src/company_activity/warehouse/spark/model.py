@@ -23,7 +23,9 @@ from .tables import TABLES
 POPULATE = "populate_company_daily_activity.sql"
 
 
-def _translate(statement: str) -> str:
+def translate(statement: str) -> str:
+    """One PostgreSQL-dialect statement (a select, or ``create temporary table … as <select>``) as Spark SQL
+    over the session's views."""
     import sqlglot
     from sqlglot import exp
 
@@ -58,11 +60,11 @@ def query(name: str) -> str:
     statements = sqlfiles.query(POPULATE, name)
     if len(statements) != 1:
         raise ValueError(f"{POPULATE} {name}: expected one statement, found {len(statements)}")
-    return _translate(statements[0])
+    return translate(statements[0])
 
 
 @cache
 def quality_query() -> str:
     """The Spark SQL of quality.sql's ``candidate_checks`` (on the view build_candidate)."""
     (statement,) = sqlfiles.query("quality.sql", "candidate_checks")
-    return _translate(statement)
+    return translate(statement)

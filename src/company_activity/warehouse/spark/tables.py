@@ -1,4 +1,4 @@
-"""The three Parquet tables of the Spark engine: where they live, their columns and types.
+"""The Parquet tables of the Spark engine (the spec's three, and the marts): where, their columns and types.
 
 Types follow the DuckDB/PostgreSQL tables at schema version 2 (``sql/migrate_wide_counts.sql``): the usage
 counts are 64-bit. Timestamps are naive UTC values (Parquet ``TIMESTAMP(MICROS, isAdjustedToUTC=false)``,
@@ -24,7 +24,7 @@ class Table:
     view: str  # the session's temporary view
     path: str  # under ROOT
     partition: str
-    columns: tuple[tuple[str, str], ...]  # (name, one of string/int/bigint/boolean/timestamp/date)
+    columns: tuple[tuple[str, str], ...]  # (name, string/int/bigint/double/boolean/timestamp/date)
 
     @property
     def data_columns(self) -> list[tuple[str, str]]:
@@ -91,7 +91,71 @@ ANALYTICS = Table(
     ),
 )
 
-TABLES = (CRM, USAGE, ANALYTICS)
+# the marts (sql/marts_tables.sql; built by .marts from the daily table after each build)
+_MART_FIGURES = (
+    ("days_in_period", "int"),
+    ("days_covered", "int"),
+    ("active_days", "int"),
+    ("avg_active_users", "double"),
+    ("peak_active_users", "bigint"),
+    ("events", "bigint"),
+    ("is_churn_risk", "boolean"),
+    ("is_partial", "boolean"),
+    ("built_at", _TS),
+)
+_ATTRIBUTES = (("company_id", "string"), ("company_name", "string"), ("country", "string"))
+
+WEEKLY = Table(
+    "analytics.company_weekly_activity",
+    "analytics_company_weekly_activity",
+    "analytics/company_weekly_activity",
+    "week_start",
+    (
+        ("week_start", "date"),
+        ("week_end", "date"),
+        ("iso_year", "int"),
+        ("iso_week", "int"),
+        *_ATTRIBUTES,
+        ("industry_tag", "string"),
+        *_MART_FIGURES,
+    ),
+)
+
+MONTHLY = Table(
+    "analytics.company_monthly_activity",
+    "analytics_company_monthly_activity",
+    "analytics/company_monthly_activity",
+    "month_start",
+    (
+        ("month_start", "date"),
+        ("month_end", "date"),
+        *_ATTRIBUTES,
+        ("industry_tag", "string"),
+        *_MART_FIGURES,
+    ),
+)
+
+SUMMARY = Table(
+    "analytics.activity_summary_daily",
+    "analytics_activity_summary_daily",
+    "analytics/activity_summary_daily",
+    "activity_date",
+    (
+        ("activity_date", "date"),
+        ("country", "string"),
+        ("industry_tag", "string"),
+        ("companies", "bigint"),
+        ("active_companies", "bigint"),
+        ("active_users", "bigint"),
+        ("events", "bigint"),
+        ("churn_risk", "bigint"),
+        ("built_at", _TS),
+    ),
+)
+
+MARTS = (SUMMARY, WEEKLY, MONTHLY)
+
+TABLES = (CRM, USAGE, ANALYTICS, *MARTS)
 
 #: the value columns compared when a row is republished (equal -> it keeps its record_loaded_at)
 VALUE_COLUMNS = [
@@ -110,5 +174,6 @@ def arrow_schema(table: Table) -> Any:
         "boolean": pa.bool_(),
         "timestamp": pa.timestamp("us"),
         "date": pa.date32(),
+        "double": pa.float64(),
     }
     return pa.schema([pa.field(n, types[t]) for n, t in table.data_columns])
