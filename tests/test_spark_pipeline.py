@@ -203,7 +203,7 @@ def test_a_failure_mid_build_leaves_the_day_unbuilt_and_the_next_run_converges(
     assert engine.count(day=broken) == 0  # nothing half-written is visible
 
     monkeypatch.setattr(SparkEngine, "_swap", swap)
-    again = cli(env, "build", "--start", FIRST.isoformat(), "--end", LAST.isoformat())  # as the alert says
+    again = cli(env, "run")  # a plain run, no --start/--end: it picks the failed days up by itself
     assert again.exit_code == 0, again.output
     with DuckDBWarehouse(env["COMPANY_ACTIVITY_STATE"]) as state:
         built = {
@@ -264,40 +264,3 @@ def test_the_demo_on_spark_prints_the_spark_table_and_writes_its_warehouse(
     status = cli({}, "--config", str(config), "status")
     assert status.exit_code == 0, status.output
     assert LAST.isoformat() in status.output
-
-
-@pytest.mark.xfail(
-    run=False,  # not run until then (a Spark run costs the suite ~40 s); checked with --runxfail: it fails
-    # on `built == …` (the failed segment's days stay unbuilt after a plain run)
-    reason="needs ops.sql:stale_built_days to count failed builds as stale (the lead's change on main); "
-    "once merged this test passes: drop this mark",
-)
-def test_a_plain_run_after_a_failure_mid_publish_rebuilds_the_failed_day(
-    spark: Any, sim: SimulatorServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from company_activity.errors import WarehouseError
-    from company_activity.warehouse.spark.tables import ANALYTICS
-
-    root = tmp_path / "tables"
-    env = environment(tmp_path, sim, f"spark:{root}") | {
-        "COMPANY_ACTIVITY_START_DATE": TEN_DAYS[7].isoformat()
-    }
-    broken = TEN_DAYS[8]
-    swap = SparkEngine._swap
-
-    def failing_swap(self: SparkEngine, table: Any, day: date, new: str, target: str) -> None:
-        if table is ANALYTICS and day == broken:
-            raise WarehouseError(f"Spark engine: injected failure publishing {day}")
-        swap(self, table, day, new, target)
-
-    monkeypatch.setattr(SparkEngine, "_swap", failing_swap)
-    assert cli(env, "run").exit_code != 0
-    monkeypatch.setattr(SparkEngine, "_swap", swap)
-    again = cli(env, "run")  # a plain run, no --start/--end: it must pick the failed day up
-    assert again.exit_code == 0, again.output
-    with DuckDBWarehouse(env["COMPANY_ACTIVITY_STATE"]) as state:
-        built = {
-            d for (d,) in state.execute("select activity_date from ops.build_days where status = 'built'")
-        }
-    assert built == set(TEN_DAYS[7:])
-    assert SparkEngine(str(root), session=spark).count(day=broken) > 0
