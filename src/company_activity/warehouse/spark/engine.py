@@ -58,8 +58,12 @@ class SparkEngine:
         session: SparkSession | None = None,
         files_per_day: int = 1,
         register: bool | None = None,
+        build_marts: bool = True,
     ) -> None:
         self._own_session = session is None
+        #: refresh the weekly/monthly marts and the daily summary after each build (tests of the daily
+        #: table alone turn it off: the marts are many small Spark jobs)
+        self.build_marts = build_marts
         self.spark: SparkSession = session if session is not None else start_session(master, conf or {})
         if "://" not in root and not root.startswith("file:"):
             from pathlib import Path
@@ -242,9 +246,11 @@ class SparkEngine:
             counts = _change_counts(merged)
             changed = sorted(day for day, (ins, upd, _, dele) in counts.items() if ins or upd or dele)
             if changed:
-                marts.mark_pending(self, changed)  # removed once the marts of these days are in place
+                if self.build_marts:
+                    marts.mark_pending(self, changed)  # removed once the marts of these days are in place
                 self._publish(merged, changed)
-            marts.refresh_pending(self, start, end, built_at=loaded_at)
+            if self.build_marts:
+                marts.refresh_pending(self, start, end, built_at=loaded_at)
         finally:
             candidate.unpersist()
             if merged is not None:
