@@ -90,7 +90,8 @@ def _pg_scheduler_lock(url: str) -> Iterator[str]:
             holder = con.execute(
                 "select coalesce(nullif(a.application_name, ''), 'backend pid ' || a.pid) "
                 "from pg_locks as l join pg_stat_activity as a on a.pid = l.pid "
-                "where l.locktype = 'advisory' and l.granted "
+                "where l.locktype = 'advisory' and l.granted and l.database = "
+                "(select oid from pg_database where datname = current_database()) "
                 "and ((l.classid::bigint << 32) | l.objid::bigint) = %s limit 1",
                 (PG_SCHEDULER_LOCK_KEY,),
             ).fetchone()
@@ -99,6 +100,12 @@ def _pg_scheduler_lock(url: str) -> Iterator[str]:
                 f"another company-activity scheduler already serves {redact(url)} ({who}). "
                 "One scheduler per warehouse: stop that one first; a one-off run is `company-activity run`"
             )
-        yield f"advisory lock {PG_SCHEDULER_LOCK_KEY} on {redact(url)}"
+        try:
+            yield f"advisory lock {PG_SCHEDULER_LOCK_KEY} on {redact(url)}"
+        finally:
+            # released before the close returns: a backend ends (and drops its locks) only some time
+            # after its client hung up, so a scheduler started at once after this one could find it held
+            with contextlib.suppress(psycopg.Error):
+                con.execute("select pg_advisory_unlock(%s)", (PG_SCHEDULER_LOCK_KEY,))
     finally:
-        con.close()  # the server drops the session's advisory lock with it
+        con.close()  # the server drops the session's advisory lock with it (if the unlock did not run)
