@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from .cli_support import Context, echo, errors, parse_date, setup_logging
+from .cli_support import Context, echo, errors, parse_date, print_report, setup_logging
 from .cli_views import runs, status
 from .config import Settings
 from .errors import ConfigError
@@ -108,39 +108,6 @@ def _pipeline(ctx: click.Context, **overrides: Any) -> Pipeline:
     return Pipeline(settings)
 
 
-def _print_report(report: RunReport) -> None:
-    echo(f"run {report.run_id}: {report.command}")
-    for note in report.notes:
-        echo(note)
-    if report.caught_up:
-        echo("caught up: " + ", ".join(d.isoformat() for d in report.caught_up))
-    for step in report.steps:
-        rows = f" rows={step.rows_loaded}" if step.rows_loaded is not None else ""
-        rejected = f" rejected={step.rows_rejected}" if step.rows_rejected else ""
-        msg = f"  {step.message}" if step.message else ""
-        echo(f"  {step.day.isoformat()}  {step.step:<13} {step.status:<9}{rows}{rejected}{msg}")
-    if report.pending:
-        echo("pending (API not final yet): " + ", ".join(d.isoformat() for d in report.pending))
-    if report.lost:
-        echo("LOST (outside the API's retention): " + ", ".join(d.isoformat() for d in report.lost))
-    if report.stopped:
-        echo(
-            f"INTERRUPTED ({report.stopped}): {len(report.built)} day(s) built; the day in progress was "
-            "left for the next run, which picks up the rest"
-        )
-        return
-    echo(f"{'FAILED' if report.failed else 'OK'}: {len(report.built)} day(s) built; {alert_counts(report)}")
-
-
-def alert_counts(report: RunReport) -> str:
-    """``alerts: 1 error, 2 warnings`` (``no alerts``): what the run alerted, errors and warnings apart."""
-    errors = sum(1 for a in report.alerts if a.severity == "error")
-    warnings = sum(1 for a in report.alerts if a.severity == "warning")
-    if not errors and not warnings:
-        return "no alerts"
-    return f"alerts: {errors} error{'s' * (errors != 1)}, {warnings} warning{'s' * (warnings != 1)}"
-
-
 Check = Callable[[Settings], None]
 
 
@@ -179,7 +146,7 @@ def _execute(
             )
             exit_now_if_stuck(code)
             sys.exit(code)
-        _print_report(report)
+        print_report(report)
     if report.stopped:
         exit_now_if_stuck(report.exit_code)
     sys.exit(report.exit_code)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -17,7 +17,19 @@ from .preflight import check_settings
 from .redact import redact
 from .warehouse import Warehouse, connect
 
-__all__ = ["Context", "echo", "errors", "parse_date", "reader", "setup_logging"]
+if TYPE_CHECKING:
+    from .pipeline import RunReport
+
+__all__ = [
+    "Context",
+    "alert_counts",
+    "echo",
+    "errors",
+    "parse_date",
+    "print_report",
+    "reader",
+    "setup_logging",
+]
 
 errors = exit_on_errors  # the one exit-code map (exits.py)
 
@@ -67,3 +79,37 @@ def reader(ctx: click.Context) -> Iterator[Warehouse]:
         yield wh
     finally:
         wh.close()
+
+
+def print_report(report: RunReport) -> None:
+    """What a pipeline command prints when it ends: each step, then the outcome in one line."""
+    echo(f"run {report.run_id}: {report.command}")
+    for note in report.notes:
+        echo(note)
+    if report.caught_up:
+        echo("caught up: " + ", ".join(d.isoformat() for d in report.caught_up))
+    for step in report.steps:
+        rows = f" rows={step.rows_loaded}" if step.rows_loaded is not None else ""
+        rejected = f" rejected={step.rows_rejected}" if step.rows_rejected else ""
+        msg = f"  {step.message}" if step.message else ""
+        echo(f"  {step.day.isoformat()}  {step.step:<13} {step.status:<9}{rows}{rejected}{msg}")
+    if report.pending:
+        echo("pending (API not final yet): " + ", ".join(d.isoformat() for d in report.pending))
+    if report.lost:
+        echo("LOST (outside the API's retention): " + ", ".join(d.isoformat() for d in report.lost))
+    if report.stopped:
+        echo(
+            f"INTERRUPTED ({report.stopped}): {len(report.built)} day(s) built; the day in progress was "
+            "left for the next run, which picks up the rest"
+        )
+        return
+    echo(f"{'FAILED' if report.failed else 'OK'}: {len(report.built)} day(s) built; {alert_counts(report)}")
+
+
+def alert_counts(report: RunReport) -> str:
+    """``alerts: 1 error, 2 warnings`` (``no alerts``): what the run alerted, errors and warnings apart."""
+    errors = sum(1 for a in report.alerts if a.severity == "error")
+    warnings = sum(1 for a in report.alerts if a.severity == "warning")
+    if not errors and not warnings:
+        return "no alerts"
+    return f"alerts: {errors} error{'s' * (errors != 1)}, {warnings} warning{'s' * (warnings != 1)}"

@@ -1,7 +1,9 @@
 """The run-state store: every ``ops.*`` read and write, one writer per table.
 
-- :class:`RunStateStore` (``store.py``): usage days, CRM snapshots, build days, quality results, and the
-  reads the plan needs (statuses, complete days, first usage day, stale built days, volume counts).
+- :class:`StateReader` (``reader.py``): the reads the plan, the gate, the checks and ``status`` need
+  (statuses, complete days, first usage day, stale or failed built days, volume counts).
+- :class:`RunStateStore` (``store.py``): a :class:`StateReader` that also writes usage days, CRM
+  snapshots, build days and changes, alerts and quality results.
 - :class:`Ledger` (``ledger.py``): ``ops.runs`` and ``ops.run_steps``.
 - ``status.py``: the read model of the ``status`` command.
 
@@ -13,6 +15,7 @@ database (``Warehouse``); with the Spark engine it is a separate DuckDB/PostgreS
 """
 
 from .ledger import Ledger, StepOutcome, new_run_id
+from .reader import StateReader
 from .store import RunStateStore
 
-__all__ = ["Ledger", "RunStateStore", "StepOutcome", "new_run_id"]
+__all__ = ["Ledger", "RunStateStore", "StateReader", "StepOutcome", "new_run_id"]

@@ -146,6 +146,20 @@ class SparkEngine:
         if self.catalog is not None:
             self.catalog.sync(table)
 
+    def swap_in_partitions(self, table: Table, tmp: str, keys: list[date]) -> None:
+        """Swap each of ``keys``' partitions written under ``tmp`` (Hive-style, ``partition=key``) into
+        ``table``, one at a time; a key with no partition under ``tmp`` had every row go away, so the table's
+        partition is deleted."""
+        for key in keys:
+            name = f"{table.partition}={key.isoformat()}"
+            target = f"{table.path}/{name}"
+            if self.files.exists(tmp, name):
+                self._swap(table, key, f"{tmp}/{name}", target)
+            else:
+                if self.before_swap is not None:
+                    self.before_swap(table, key)
+                self.files.delete(target)
+
     def _swap(self, table: Table, day: date, new: str, target: str) -> None:
         if self.before_swap is not None:
             self.before_swap(table, day)
@@ -282,15 +296,7 @@ class SparkEngine:
             else:
                 out = out.repartition("activity_date")
             out.write.partitionBy("activity_date").parquet(self.files.qualified(tmp))
-            for day in changed:
-                name = f"activity_date={day.isoformat()}"
-                target = f"{ANALYTICS.path}/{name}"
-                if self.files.exists(tmp, name):
-                    self._swap(ANALYTICS, day, f"{tmp}/{name}", target)
-                else:  # every row of the day went away
-                    if self.before_swap is not None:
-                        self.before_swap(ANALYTICS, day)
-                    self.files.delete(target)
+            self.swap_in_partitions(ANALYTICS, tmp, changed)
         finally:
             self.files.delete(tmp)
         self.sync_catalog(ANALYTICS)

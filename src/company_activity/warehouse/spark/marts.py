@@ -111,12 +111,6 @@ def _replace(engine: SparkEngine, table: Table, new: DataFrame, differ: list[dat
     try:
         out = new.select(*[f"`{n}`" for n, _ in table.columns]).where(F.col(part).isin(differ))
         out.repartition(part).write.partitionBy(part).parquet(engine.files.qualified(tmp))
-        for period in differ:
-            name = f"{part}={period.isoformat()}"
-            target = f"{table.path}/{name}"
-            if engine.files.exists(tmp, name):
-                engine._swap(table, period, f"{tmp}/{name}", target)
-            else:  # every row of the period went away
-                engine.files.delete(target)
+        engine.swap_in_partitions(table, tmp, differ)
     finally:
         engine.files.delete(tmp)
