@@ -70,12 +70,11 @@ def test_thirty_days_of_every_fault_end_exactly_at_ground_truth(sim: SimulatorSe
         "COMPANY_ACTIVITY_API_CONCURRENCY": "4",
     }
 
-    outputs = []
+    runs: list[tuple[str, list[date]]] = []  # each run's output and the usage days it left failed
     for attempt in range(MAX_RUNS):
         started = time.monotonic()
         result = CliRunner().invoke(main, ["run"], env=env, catch_exceptions=False)
         elapsed = time.monotonic() - started
-        outputs.append(result.output)
         assert elapsed < RUN_BOUND, f"run {attempt + 1} took {elapsed:.1f} s"
         assert result.exit_code in (0, 1), result.output
         with DuckDBWarehouse(env["COMPANY_ACTIVITY_WAREHOUSE"]) as wh:
@@ -86,17 +85,22 @@ def test_thirty_days_of_every_fault_end_exactly_at_ground_truth(sim: SimulatorSe
         for day in failed:
             assert re.search(rf"{day.isoformat()}  ingest_usage  failed ", result.output), result.output
             assert f"| day {day.isoformat()} | step ingest_usage" in result.output
+        runs.append((result.output, failed))
         if not failed:
             break
     else:
-        pytest.fail(f"usage days still failing after {MAX_RUNS} runs:\n" + outputs[-1])
+        pytest.fail(f"usage days still failing after {MAX_RUNS} runs:\n" + runs[-1][0])
 
-    first = outputs[0]
-    assert "LOST (outside the API's retention): " + ", ".join(d.isoformat() for d in LOST) in first
+    # The API checks the token before the date (as a real server does), so a token revoked twice in a row
+    # on a lost or not-final day fails that day in that run (reported above, with its reason) instead:
+    # which runs that hits depends on the order of the concurrent requests. Every other run must say it.
     for day in LOST:
-        assert f"ALERT [ERROR] usage day lost | day {day.isoformat()}" in first
-    for output in outputs:
-        assert f"pending (API not final yet): {PENDING.isoformat()}" in output
+        output = next(out for out, failed in runs if day not in failed)  # the run that found it gone
+        assert re.search(rf"LOST \(outside the API's retention\): [^\n]*{day.isoformat()}", output), output
+        assert f"ALERT [ERROR] usage day lost | day {day.isoformat()}" in output
+    for output, failed in runs:
+        if PENDING not in failed:
+            assert f"pending (API not final yet): {PENDING.isoformat()}" in output
     stats = sim.stats
     assert stats.resets and stats.truncated and stats.count(status=429) and stats.count(status=401)
     assert sum(stats.count(status=s) for s in (500, 502, 503, 504)) > 0
