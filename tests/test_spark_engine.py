@@ -386,7 +386,24 @@ def test_spark_conf_pairs_and_files(tmp_path: Path) -> None:
         "spark.hadoop.fs.azure.account.auth.type": "OAuth",
     }
     with pytest.raises(ConfigError, match="key=value"):
-        parse_conf("spark.x=1, nonsense")
+        parse_conf("nonsense, spark.x=1")
+    # a comma or semicolon parts pairs only before the next dotted key: lists and JDBC URLs stay whole
+    derby = "jdbc:derby:;databaseName=/m/metastore_db;create=true"
+    sqlserver = "jdbc:sqlserver://h.database.windows.net:1433;databaseName=metastore;encrypt=true"
+    assert parse_conf(
+        f"spark.jars.packages=a:b:1,c:d:2; spark.hadoop.javax.jdo.option.ConnectionURL={derby},"
+        f"spark.sql.catalogImplementation=hive\nspark.hadoop.hive.metastore.uris = {sqlserver}"
+    ) == {
+        "spark.jars.packages": "a:b:1,c:d:2",
+        "spark.hadoop.javax.jdo.option.ConnectionURL": derby,
+        "spark.sql.catalogImplementation": "hive",
+        "spark.hadoop.hive.metastore.uris": sqlserver,
+    }
+    conf.write_text(f"spark.hadoop.javax.jdo.option.ConnectionURL {derby}\nspark.jars.packages a:b:1, c:d:2")
+    assert parse_conf(str(conf)) == {
+        "spark.hadoop.javax.jdo.option.ConnectionURL": derby,
+        "spark.jars.packages": "a:b:1, c:d:2",
+    }
     assert parse_root("spark:./data/tables") == "./data/tables"
     assert parse_root("spark:abfss://c@a.dfs.core.windows.net/t") == "abfss://c@a.dfs.core.windows.net/t"
     assert parse_root("./warehouse.duckdb") is None

@@ -1,8 +1,15 @@
 """The Spark session of the engine, and the ``COMPANY_ACTIVITY_SPARK_CONF`` format.
 
-``COMPANY_ACTIVITY_SPARK_CONF`` is either ``key=value`` pairs (separated by commas, semicolons or new
-lines) or the path of a file of such lines (``spark-defaults.conf`` style: ``key=value`` or ``key value``,
-``#`` comments). Settings given there win over the engine's defaults below.
+``COMPANY_ACTIVITY_SPARK_CONF`` is either ``key=value`` pairs or the path of a file of them.
+
+- Inline, pairs are separated by new lines, or by a comma or semicolon *followed by the next dotted key*
+  (``, spark.x=``): a value may hold commas and semicolons of its own, as lists
+  (``spark.jars.packages=a:b:1,c:d:2``) and JDBC URLs (``jdbc:sqlserver://h;databaseName=metastore``,
+  ``jdbc:derby:;databaseName=/m;create=true``) do.
+- A file (``spark-defaults.conf`` style) has one pair per line, ``key=value`` or ``key value``, and
+  ``#`` comments; the value is the rest of the line.
+
+Settings given there win over the engine's defaults below.
 """
 
 from __future__ import annotations
@@ -35,20 +42,25 @@ DEFAULTS: dict[str, str] = {
 }
 
 
+#: where inline pairs part: a new line, or a comma or semicolon before the next dotted key and its ``=``
+_INLINE_SEPARATOR = re.compile(r"\n|[;,](?=\s*[A-Za-z0-9_\-]+(?:\.[A-Za-z0-9_\-]+)+\s*=)")
+
+
 def parse_conf(value: str | None) -> dict[str, str]:
     """``key=value`` pairs, or a file of them (see the module doc). Raises ConfigError on a bad pair."""
     if not value or not value.strip():
         return {}
-    text = value
     candidate = Path(os.path.expanduser(value.strip()))
     if "=" not in value and candidate.is_file():
-        text = candidate.read_text(encoding="utf-8")
+        lines = candidate.read_text(encoding="utf-8").splitlines()
     elif "=" not in value:
         raise ConfigError(
             f"COMPANY_ACTIVITY_SPARK_CONF: {value[:40]!r} is neither key=value pairs nor a file"
         )
+    else:
+        lines = _INLINE_SEPARATOR.split(value)
     out: dict[str, str] = {}
-    for raw in re.split(r"[\n;,]", text):
+    for raw in lines:
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
