@@ -175,3 +175,56 @@ def test_a_week_and_a_month_by_hand(any_wh: Warehouse) -> None:
         (date(2026, 11, 1), "A"): (date(2026, 11, 30), "Acme", 30, 1, 1, 4.0, 4, 10, False, True),
         (date(2026, 12, 1), "A"): (date(2026, 12, 31), "Acme", 31, 3, 1, 2.0, 6, 1, False, True),
     }
+
+
+def test_a_build_that_changes_no_row_rewrites_no_mart_row_and_empty_marts_are_filled(
+    any_wh: Warehouse,
+) -> None:
+    """Marts follow the daily table's rows, not the builds: a rebuild that changes nothing leaves every
+    mart row (``built_at`` included); a changed day restamps its week's and month's rows only; marts with
+    no figures for days that have rows (a warehouse from before the marts) are filled by the next build."""
+    wh = any_wh
+    first = date(2026, 11, 25)  # Wed: the days cross a week's and a month's end
+    all_days = days(first, first + timedelta(days=9))
+    usage = {d: {"C1": (d.day % 4, d.day), "C2": (1, 2)} for d in all_days}
+    crm = {c: (f"{c}-name", "DE", None, None) for c in COMPANIES}
+    seed_and_build(wh, {first - timedelta(days=1): crm}, usage, all_days, all_days)
+    stamps = "select week_start, company_id, built_at from analytics.company_weekly_activity order by 1, 2"
+    month_stamps = (
+        "select month_start, company_id, built_at from analytics.company_monthly_activity order by 1, 2"
+    )
+    first_usage = RunStateStore(wh).first_usage_day()
+    assert first_usage is not None
+    before = (
+        marts(wh),
+        wh.execute(stamps),
+        wh.execute(month_stamps),
+        wh.execute("select * from analytics.activity_summary_daily order by 1, 2, 3"),
+    )
+    assert (
+        before[0] == model(wh) and len(before[1]) == len(before[2]) == 3 * 2
+    )  # 3 companies, 2 weeks, 2 months
+
+    build_from_state(wh, first, all_days[-1], first_usage_day=first_usage, loaded_at=datetime(2026, 12, 20))
+    assert (
+        marts(wh),
+        wh.execute(stamps),
+        wh.execute(month_stamps),
+        wh.execute("select * from analytics.activity_summary_daily order by 1, 2, 3"),
+    ) == before
+
+    changed, at = date(2026, 12, 2), datetime(2026, 12, 21)  # in the week of Nov 30 and in December
+    seed_usage(wh, changed, {"C1": (9, 9), "C2": (1, 2)})
+    build_from_state(wh, changed, changed, first_usage_day=first_usage, loaded_at=at)
+    assert marts(wh) == model(wh)
+    old = {(r[0], r[1]): r[2] for r in before[1]} | {(r[0], r[1]): r[2] for r in before[2]}
+    for start, cid, built_at in [*wh.execute(stamps), *wh.execute(month_stamps)]:
+        touched = start in (date(2026, 11, 30), date(2026, 12, 1))
+        assert built_at == (at if touched else old[(start, cid)]), (start, cid)
+
+    with wh.transaction():
+        for derived in ("company_weekly_activity", "company_monthly_activity", "company_activity_parts"):
+            wh.execute(f"delete from analytics.{derived}")  # noqa: S608 - fixed names
+        wh.execute("delete from analytics.activity_summary_daily")
+    build_from_state(wh, first, all_days[-1], first_usage_day=first_usage, loaded_at=datetime(2026, 12, 22))
+    assert marts(wh) == model(wh) and len(wh.execute(stamps)) == 6

@@ -3,12 +3,13 @@
 They, their building blocks (``analytics.company_activity_parts``: each ISO week's days within one calendar
 month, per company) and ``analytics.activity_summary_daily`` (per day, country and industry: what the web
 UI's overview charts) are derived from ``analytics.company_daily_activity``. :func:`refresh` rebuilds, in
-the build's transaction, every part, week and month that overlaps the days a build published (see
-``sql/marts.sql`` for what each column means).
+the build's transaction, every part, week and month that overlaps the days whose rows a build changed
+(:func:`stale_days`; see ``sql/marts.sql`` for what each column means).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import date, datetime, timedelta
 
 from .warehouse import Warehouse
@@ -43,6 +44,18 @@ def bounds(start: date, end: date) -> dict[str, date]:
         "month_lo": start.replace(day=1),
         "month_hi": month_end(end),
     }
+
+
+def stale_days(
+    wh: Warehouse, start: date, end: date, *, changed: Iterable[date], with_rows: Iterable[date]
+) -> list[date]:
+    """The days of ``start … end`` whose periods must be refreshed after a build: those whose published
+    rows it changed (``changed``: a row inserted, updated or deleted), and those with rows (``with_rows``)
+    the marts have no figures for yet (a warehouse migrated from before the marts, or marts emptied by
+    hand: ``build --full`` fills them). A build that changes nothing rewrites no mart row, so each row's
+    ``built_at`` is that of the build that last changed its period (as on the Spark engine)."""
+    summarised = {r[0] for r in wh.run(MARTS, "summarised_days", {"start_day": start, "end_day": end})}
+    return sorted(set(changed) | (set(with_rows) - summarised))
 
 
 def refresh(wh: Warehouse, start: date, end: date, *, built_at: datetime) -> None:

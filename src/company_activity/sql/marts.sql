@@ -1,5 +1,6 @@
 -- The weekly and monthly marts for BI tools, rebuilt from analytics.company_daily_activity for the periods
--- a build touched, in the build's transaction. One dialect: DuckDB and PostgreSQL both run these as they are.
+-- of the days whose rows a build changed (company_activity.marts.stale_days), in the build's transaction.
+-- One dialect: DuckDB and PostgreSQL both run these as they are.
 --
 -- A row per company and period (ISO week starting Monday / calendar month) in which the company has at
 -- least one row in the daily table:
@@ -19,9 +20,15 @@
 -- whole month of daily rows. Built days per period come from analytics.activity_summary_daily, refreshed
 -- first (`refresh_summary`).
 --
--- Parameters: :start_day, :end_day (the days a build published), :built_at, and the bounds of what they
--- touch (company_activity.marts computes them): :part_lo … :part_hi (the first day of the first part, the
--- last day of the last), :week_lo … :week_hi (Monday … Sunday) and :month_lo … :month_hi.
+-- Parameters: :start_day, :end_day (the first and last day whose rows changed), :built_at, and the bounds
+-- of what they touch (company_activity.marts computes them): :part_lo … :part_hi (the first day of the
+-- first part, the last day of the last), :week_lo … :week_hi (Monday … Sunday), :month_lo … :month_hi.
+
+-- name: summarised_days
+-- the days of :start_day … :end_day the daily summary (hence the marts) has figures for
+select distinct activity_date
+from analytics.activity_summary_daily
+where activity_date between cast(:start_day as date) and cast(:end_day as date);
 
 -- name: refresh_summary
 -- analytics.activity_summary_daily for the days :start_day … :end_day

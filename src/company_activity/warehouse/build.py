@@ -89,12 +89,20 @@ def build_segment(
                 rejected.setdefault(r.day, []).append(r)
             for day in sorted({r.day for r in failed}):
                 wh.run("quality.sql", "drop_candidate_day", {"day": day})
-            summary.extend(wh.run(POPULATE, "day_summary", params))
+            days_built = wh.run(POPULATE, "day_summary", params)
+            summary.extend(days_built)
+            changed = []
             for day, *counts in wh.run(POPULATE, "change_counts", params):
                 changes[day] = (int(counts[0] or 0), int(counts[1] or 0), int(counts[2] or 0), int(counts[3]))
+                if changes[day][0] or changes[day][1] or changes[day][3]:
+                    changed.append(day)
             wh.run(POPULATE, "publish", params)
             wh.run(POPULATE, "cleanup", params)
-            marts.refresh(wh, chunk_start, chunk_end, built_at=loaded_at)  # issue 12: weekly/monthly marts
+            # issue 12: the weekly/monthly marts, for the periods of the days whose rows changed
+            with_rows = [r[0] for r in days_built if int(r[1])]
+            stale = marts.stale_days(wh, chunk_start, chunk_end, changed=changed, with_rows=with_rows)
+            if stale:
+                marts.refresh(wh, stale[0], stale[-1], built_at=loaded_at)
             chunk_start = chunk_end + timedelta(days=1)
     built = [
         DayBuild(r[0], int(r[1]), int(r[2] or 0), int(r[3] or 0), *changes.get(r[0], (0, 0, 0, 0)))

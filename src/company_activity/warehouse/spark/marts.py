@@ -7,7 +7,7 @@ The rows come from ``sql/spark_marts.sql`` (the same rows as ``sql/marts.sql``),
 table for the periods (days, ISO weeks, months) holding a day the build republished: only such a day can
 change a period's rows (its ``is_partial`` included). Each period's partition is replaced by the same
 swap as a day of the daily table. A build that changes no day rewrites no file (the marts keep the
-``built_at`` of the build that wrote them, where the SQL engines update it every build).
+``built_at`` of the build that wrote them, as on the SQL engines).
 
 A build that publishes days first leaves a mark under ``ROOT/_marts_pending/`` and removes it once the
 marts are in place, so a build that failed in between has its periods rebuilt by the next build.
