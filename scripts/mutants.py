@@ -180,6 +180,23 @@ MUTANTS: list[Mutant] = [
         ("tests/test_usage_api.py",),
         "the 'token already refreshed' flag is not reset by a non-401 answer (401 -> 503 -> 401 fails)",
     ),
+    # -- marts -----------------------------------------------------------------------------------------------
+    Mutant(
+        "marts-every-build",
+        "src/company_activity/warehouse/build.py",
+        "            if stale:\n                marts.refresh(wh, stale[0], stale[-1], built_at=loaded_at)",
+        "            marts.refresh(wh, chunk_start, chunk_end, built_at=loaded_at)",
+        ("tests/test_marts.py",),
+        "the marts are rewritten by every build, also one that changes no row (built_at moves)",
+    ),
+    Mutant(
+        "marts-never-filled",
+        "src/company_activity/marts.py",
+        "set(changed) | (set(with_rows) - summarised)",
+        "set(changed)",
+        ("tests/test_marts.py",),
+        "days with rows the marts have no figures for are not refreshed (a migrated warehouse stays empty)",
+    ),
     # -- monitoring ------------------------------------------------------------------------------------------
     Mutant(
         "volume-zero-week",
