@@ -374,6 +374,15 @@ def test_next_snapshot_after(engine: SparkEngine) -> None:
 # -- settings (no Spark needed) ----------------------------------------------------------------------------
 
 
+def test_the_local_python_workers_run_the_drivers_interpreter(spark: Any) -> None:
+    """Not the `python3` on PATH (maybe another version: Spark refuses a worker whose differs)."""
+    import sys
+
+    assert spark.sparkContext.pythonExec == sys.executable
+    # createDataFrame from Python rows runs Python workers: they start, and give the rows back
+    assert spark.createDataFrame([(1, "a")], "n int, s string").collect() == [(1, "a")]
+
+
 def test_spark_conf_pairs_and_files(tmp_path: Path) -> None:
     assert parse_conf("spark.executor.memory=4g, spark.sql.shuffle.partitions=400") == {
         "spark.executor.memory": "4g",

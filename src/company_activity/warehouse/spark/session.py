@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -72,9 +73,16 @@ def parse_conf(value: str | None) -> dict[str, str]:
 
 
 def start_session(master: str, conf: Mapping[str, str]) -> SparkSession:
-    """A Spark session on ``master`` with the engine's defaults and ``conf`` over them (quiet logs)."""
+    """A Spark session on ``master`` with the engine's defaults and ``conf`` over them (quiet logs).
+
+    On a local master the Python workers run this process's interpreter (the virtualenv's), unless
+    ``PYSPARK_PYTHON`` says otherwise: PySpark's default, the ``python3`` on ``PATH``, may be another
+    Python version than the driver's, which Spark refuses at the first Python task. A cluster's executors
+    keep their own setting."""
     from pyspark.sql import SparkSession
 
+    if master.startswith("local"):
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     builder = SparkSession.builder.master(master)
     for key, val in {**DEFAULTS, **conf}.items():
         builder = builder.config(key, val)
