@@ -41,6 +41,28 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 SQL = "src/company_activity/sql/populate_company_daily_activity.sql"
 FIELDS = "tests/test_single_field_changes.py"
+#: the build's snapshot dates: those of its days and the last one before (`snapshot-floor` drops the latter)
+_FLOOR = (
+    "snapshots as (\n"
+    "    select distinct c.snapshot_date\n"
+    "    from stg.crm_daily as c\n"
+    "    where c.snapshot_date <= (select last_day from build_range)\n"
+    "        and c.snapshot_date >= coalesce(\n"
+    "            (\n"
+    "                select max(p.snapshot_date)\n"
+    "                from stg.crm_daily as p\n"
+    "                where p.snapshot_date <= (select first_day from build_range)\n"
+    "            ),\n"
+    "            (select first_day from build_range)\n"
+    "        )"
+)
+_NO_FLOOR = (
+    "snapshots as (\n"
+    "    select distinct c.snapshot_date\n"
+    "    from stg.crm_daily as c\n"
+    "    where c.snapshot_date <= (select last_day from build_range)\n"
+    "        and c.snapshot_date >= (select first_day from build_range)"
+)
 
 
 @dataclass(frozen=True)
@@ -179,6 +201,21 @@ MUTANTS: list[Mutant] = [
         "                continue\n",
         ("tests/test_usage_api.py",),
         "the 'token already refreshed' flag is not reset by a non-401 answer (401 -> 503 -> 401 fails)",
+    ),
+    Mutant(
+        "snapshot-floor",
+        SQL,
+        "(as in `candidate`: a scan of every snapshot would grow with the history)\n" + _FLOOR,
+        "(as in `candidate`: a scan of every snapshot would grow with the history)\n" + _NO_FLOOR,
+        ("tests/test_build.py", "tests/test_nightly.py"),
+        "the snapshot in effect is looked for within the build's days only (none carried in from before)",
+        more=(
+            (
+                SQL,
+                "in staging: that scan would grow with the history)\n" + _FLOOR,
+                "in staging: that scan would grow with the history)\n" + _NO_FLOOR,
+            ),
+        ),
     ),
     # -- marts -----------------------------------------------------------------------------------------------
     Mutant(

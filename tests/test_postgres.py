@@ -127,6 +127,13 @@ def test_a_failure_during_copy_rolls_the_load_back(pg_wh: Warehouse) -> None:
     assert pg_wh.execute("select company_id from stg.product_usage_daily") == [("Z",)]
 
 
+def test_jit_is_off_for_the_session_unless_the_url_names_it(pg_wh: Warehouse, pg_url: str) -> None:
+    assert pg_wh.execute("show jit") == [("off",)]
+    sep = "&" if "?" in pg_url else "?"
+    with connect(f"{pg_url}{sep}options=-c%20jit%3Don") as wh:
+        assert wh.execute("show jit") == [("on",)]
+
+
 def test_timestamps_are_naive_utc(pg_wh: Warehouse) -> None:
     assert pg_wh.execute("show time zone") == [("UTC",)]
     now = pg_wh.execute("select cast(now() as timestamp)")[0][0]

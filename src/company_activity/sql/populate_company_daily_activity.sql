@@ -32,9 +32,25 @@ analyze build_days;
 -- name: candidate
 -- long ranges: one pass over every row of the range, a 7-day window per company
 create temporary table build_candidate as
-with snapshots as (
-    select distinct snapshot_date
-    from stg.crm_daily
+with build_range as (
+    select min(activity_date) as first_day, max(activity_date) as last_day
+    from build_days
+),
+
+-- the snapshot dates that can be in effect on a build day: those within the build's days and the last
+-- one before them (not every snapshot in staging: that scan would grow with the history)
+snapshots as (
+    select distinct c.snapshot_date
+    from stg.crm_daily as c
+    where c.snapshot_date <= (select last_day from build_range)
+        and c.snapshot_date >= coalesce(
+            (
+                select max(p.snapshot_date)
+                from stg.crm_daily as p
+                where p.snapshot_date <= (select first_day from build_range)
+            ),
+            (select first_day from build_range)
+        )
 ),
 
 -- the CRM snapshot in effect on each day: the latest loaded snapshot on or before it
@@ -145,9 +161,25 @@ row_days as (
         on b.activity_date = o.activity_date - 6
 ),
 
+build_range as (
+    select min(activity_date) as first_day, max(activity_date) as last_day
+    from row_days
+),
+
+-- the snapshot dates that can be in effect on those days: the ones within them and the last one before
+-- (as in `candidate`: a scan of every snapshot would grow with the history)
 snapshots as (
-    select distinct snapshot_date
-    from stg.crm_daily
+    select distinct c.snapshot_date
+    from stg.crm_daily as c
+    where c.snapshot_date <= (select last_day from build_range)
+        and c.snapshot_date >= coalesce(
+            (
+                select max(p.snapshot_date)
+                from stg.crm_daily as p
+                where p.snapshot_date <= (select first_day from build_range)
+            ),
+            (select first_day from build_range)
+        )
 ),
 
 snapshot_in_effect as (

@@ -10,8 +10,11 @@
 - A temporary table made by ``create temporary table NAME as select ...`` is ANALYZEd at once: autovacuum
   never sees temporary tables, and without statistics the planner guesses their size (about 2,500 rows)
   and picks plans that read all of staging's history instead of the days at hand.
-- Server settings are the server's own. A large warehouse builds much faster with more ``work_mem`` for
-  this session, given in the URL: ``postgresql://…/wh?options=-c%20work_mem%3D256MB``.
+- Server settings are the server's own, but one: JIT compilation is off for the session (``set jit =
+  off``), unless the URL's options name ``jit``. The build's statements are planned once and run once on
+  millions of rows, so PostgreSQL JIT-compiles each (about 0.9 s apiece here) for no gain: the nightly
+  candidate at 200k companies took 4.1 s with it and 3.2 s without. Other settings go in the URL, e.g.
+  ``postgresql://…/wh?options=-c%20work_mem%3D256MB``.
 - The run lock is a session-level advisory lock (:data:`LOCK_KEY`) taken on a dedicated connection and
   polled until ``timeout``; the server drops it when the holding process dies or its connection closes.
 """
@@ -82,6 +85,8 @@ class PostgresWarehouse(Warehouse):
         self.read_only = read_only
         self.con = self._connect(autocommit=False)
         self.con.execute("set time zone 'UTC'")
+        if "jit" not in urlsplit(url).query.lower():
+            self.con.execute("set jit = off")
         self.con.commit()
 
     def _connect(self, *, autocommit: bool) -> psycopg.Connection[Any]:
