@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -217,6 +218,49 @@ def test_a_run_that_overruns_the_next_time_is_followed_at_once_by_one_run(env: d
     # 10:00:00 (start), then 10:01 had passed: at once (10:02:30), then 10:03 had passed: at once
     assert starts == [utc(2026, 11, 12, 10, 0, 0), utc(2026, 11, 12, 10, 2, 30), utc(2026, 11, 12, 10, 5, 0)]
     assert clock.waits == []
+
+
+def test_a_stop_signal_while_the_main_thread_holds_the_stop_events_lock_stops_the_scheduler(
+    env: dict[str, str],
+) -> None:
+    """The race seen once in CI: SIGTERM arriving while the idle scheduler was inside its stop event's
+    wait, holding the event's lock, ran a Python handler in the main thread that set the same event: it
+    waited for itself forever. The signals are read by a watcher thread now; here one is sent to it while
+    the main thread holds that lock (as ``Event.wait`` does on its way in and out)."""
+    scheduler: Scheduler
+
+    class NoPipeline:
+        def __init__(self, _settings: Settings):
+            pass
+
+        def __enter__(self) -> NoPipeline:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            pass
+
+        def run(self) -> RunReport:
+            return RunReport("r", "run", [])
+
+    def wait(seconds: float) -> bool:
+        assert {signal.SIGTERM, signal.SIGINT} <= signal.pthread_sigmask(signal.SIG_BLOCK, [])
+        (watcher,) = [t for t in threading.enumerate() if t.name == "scheduler-signals"]
+        lock = scheduler._stop._cond  # what Event.wait holds on its way in and out
+        with lock:
+            assert watcher.ident is not None
+            signal.pthread_kill(watcher.ident, signal.SIGTERM)
+            time.sleep(0.3)  # the signal is read meanwhile; its stop waits for the lock, not for us
+        return scheduler._stop.wait(5)
+
+    scheduler = Scheduler(
+        settings_of(env), cron=Cron("* * * * * *"), wait=wait, pipeline_factory=NoPipeline, sinks=[]
+    )
+    started = time.monotonic()
+    assert scheduler.serve() == 0
+    assert time.monotonic() - started < 5  # not the 5 s wait: the stop was set at once
+    assert scheduler.stopping and len(scheduler.reports) == 1  # the catch-up run, then the stop
+    assert signal.getsignal(signal.SIGTERM) is not Scheduler._stop_now  # the handlers are given back
+    assert signal.SIGTERM not in signal.pthread_sigmask(signal.SIG_BLOCK, [])
 
 
 # -- one scheduler per warehouse -------------------------------------------------------------------------

@@ -27,10 +27,15 @@ lock's) on a connection of its own. Between runs it does not keep the warehouse 
 commits its own transactions, so nothing is left half-written either way), then exit 0. A second signal
 during the run stops it at once: the transaction in progress rolls back (raw pages count only with their
 manifest, written last), and the exit status is 128 + the signal number; the next run catches up.
+The signals are taken by a watcher thread (blocked in the main thread, read with ``sigtimedwait``), as in
+:mod:`company_activity.interrupts`: a Python signal handler runs in the main thread between any two
+bytecodes, and setting the stop event there deadlocked when the main thread was itself inside that
+event's ``wait`` holding its lock (seen once: a scheduler that never exited after SIGTERM).
 """
 
 from __future__ import annotations
 
+import _thread
 import contextlib
 import logging
 import os
@@ -64,6 +69,8 @@ log = logging.getLogger("company_activity.scheduler")
 DEFAULT_CRON = "0 0 * * *"
 #: the longest single wait: the wall clock is looked at again after it
 MAX_NAP = 60.0
+#: the stop signals
+_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 Clock = Callable[[], datetime]
 #: ``wait(seconds) -> bool``: sleep up to ``seconds``; True when a stop was requested meanwhile
@@ -159,13 +166,15 @@ class Scheduler:
         """Stop after the run in progress (or at once when idle)."""
         self._stop.set()
 
-    def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
+    def _on_signal(self, signum: int) -> None:
+        """A stop signal, in the watcher thread (never in a signal handler: see the module doc)."""
         name = signal.Signals(signum).name
         if self._running and self._stop.is_set():
             log.warning("%s again: stopping now; the transaction in progress rolls back", name)
             if self._run_stop is not None:  # the run's own stop signal: recorded as interrupted
                 self._run_stop.request(name)
-            raise StopNow(signum)
+            _thread.interrupt_main(signal.Signals(signum))  # StopNow in the main thread (_stop_now)
+            return
         self._stop.set()
         if self._running:
             log.warning(
@@ -176,17 +185,37 @@ class Scheduler:
         else:
             log.info("%s: stopping", name)
 
+    @staticmethod
+    def _stop_now(signum: int, _frame: FrameType | None) -> None:
+        """The Python handler of SIGTERM/SIGINT while serving: run only by ``interrupt_main`` (the OS
+        signals are blocked in the main thread and read by the watcher); it takes no lock."""
+        raise StopNow(signum)
+
     @contextlib.contextmanager
     def _signals(self) -> Iterator[None]:
         if threading.current_thread() is not threading.main_thread():
             yield
             return
-        before = {s: signal.signal(s, self._on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+        old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)  # threads started later inherit it
+        before = {s: signal.signal(s, self._stop_now) for s in _SIGNALS}
+        done = threading.Event()
+
+        def watch() -> None:
+            while not done.is_set():
+                info = signal.sigtimedwait(_SIGNALS, 0.1)
+                if info is not None:
+                    self._on_signal(info.si_signo)
+
+        watcher = threading.Thread(target=watch, name="scheduler-signals", daemon=True)
+        watcher.start()
         try:
             yield
         finally:
+            done.set()
+            watcher.join(timeout=5)
             for s, handler in before.items():
                 signal.signal(s, handler)
+            signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
 
     # -- running ----------------------------------------------------------------------------------------
     def serve(
