@@ -132,6 +132,8 @@ def test_jit_is_off_for_the_session_unless_the_url_names_it(pg_wh: Warehouse, pg
     sep = "&" if "?" in pg_url else "?"
     with connect(f"{pg_url}{sep}options=-c%20jit%3Don") as wh:
         assert wh.execute("show jit") == [("on",)]
+    with connect(f"{pg_url}{sep}application_name=jitter") as wh:  # "jit" elsewhere in the URL: still off
+        assert wh.execute("show jit") == [("off",)]
 
 
 def test_timestamps_are_naive_utc(pg_wh: Warehouse) -> None:

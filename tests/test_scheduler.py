@@ -244,7 +244,7 @@ def test_a_stop_signal_while_the_main_thread_holds_the_stop_events_lock_stops_th
 
     def wait(seconds: float) -> bool:
         assert {signal.SIGTERM, signal.SIGINT} <= signal.pthread_sigmask(signal.SIG_BLOCK, [])
-        (watcher,) = [t for t in threading.enumerate() if t.name == "scheduler-signals"]
+        (watcher,) = [t for t in threading.enumerate() if t.name == "signals"]
         lock = scheduler._stop._cond  # what Event.wait holds on its way in and out
         with lock:
             assert watcher.ident is not None

@@ -21,48 +21,44 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
+from types import FrameType
 from typing import Any
 
 from .exits import EXIT_CODES
 from .stopping import StopSignal
 
-__all__ = ["EXIT_CODES", "abort_statement", "exit_now_if_stuck", "handle_signals"]
+__all__ = ["EXIT_CODES", "abort_statement", "exit_now_if_stuck", "handle_signals", "watch_signals"]
 
 log = logging.getLogger("company_activity.interrupts")
 
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
+Handler = Callable[[int, FrameType | None], Any]
+
+
 @contextlib.contextmanager
-def handle_signals(stop: StopSignal) -> Iterator[None]:
-    """Turn SIGINT/SIGTERM into ``stop.request(<name>)`` for the duration (main thread only)."""
+def watch_signals(on_signal: Callable[[int], None], handlers: Mapping[int, Handler]) -> Iterator[None]:
+    """For the duration (main thread only): SIGINT and SIGTERM blocked in the main thread (and in the
+    threads it starts), each one read by a watcher thread that calls ``on_signal(signum)`` there.
+
+    No Python signal handler runs for them in the main thread, where one runs between any two bytecodes
+    and would deadlock on a lock the main thread holds (an event it is waiting on, say). ``handlers``
+    become Python's handlers of those signals for the duration: they run only when the watcher calls
+    ``_thread.interrupt_main(signum)`` to stop the main thread at once, and must take no lock."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
-    # the second signal stops at once through Python's SIGINT handler (``interrupt_main``), which does
-    # nothing while SIGINT is ignored, as a process started in the background by a script inherits it
-    # (``nohup company-activity run &``, some schedulers): install the default handler for the duration
-    old_handler = signal.signal(signal.SIGINT, signal.default_int_handler)
+    before = {s: signal.signal(s, handler) for s, handler in handlers.items()}
     done = threading.Event()
 
     def watch() -> None:
         while not done.is_set():
             info = signal.sigtimedwait(_SIGNALS, 0.1)
-            if info is None:
-                continue
-            name = signal.Signals(info.si_signo).name
-            if stop.requested:
-                log.warning("%s again: stopping at once; the open transaction rolls back", name)
-                _thread.interrupt_main()  # KeyboardInterrupt in the main thread
-                continue
-            log.warning(
-                "%s: stopping the run; the day in progress is left for the next run "
-                "(send it again to stop at once)",
-                name,
-            )
-            stop.request(name)
+            if info is not None:
+                on_signal(info.si_signo)
 
     watcher = threading.Thread(target=watch, name="signals", daemon=True)
     watcher.start()
@@ -71,8 +67,31 @@ def handle_signals(stop: StopSignal) -> Iterator[None]:
     finally:
         done.set()
         watcher.join(timeout=5)
-        signal.signal(signal.SIGINT, old_handler)
+        for s, handler in before.items():
+            signal.signal(s, handler)
         signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+
+
+def handle_signals(stop: StopSignal) -> contextlib.AbstractContextManager[None]:
+    """Turn SIGINT/SIGTERM into ``stop.request(<name>)`` for the duration (main thread only)."""
+
+    def on_signal(signum: int) -> None:
+        name = signal.Signals(signum).name
+        if stop.requested:
+            log.warning("%s again: stopping at once; the open transaction rolls back", name)
+            _thread.interrupt_main()  # KeyboardInterrupt in the main thread
+            return
+        log.warning(
+            "%s: stopping the run; the day in progress is left for the next run "
+            "(send it again to stop at once)",
+            name,
+        )
+        stop.request(name)
+
+    # the second signal stops at once through Python's SIGINT handler (``interrupt_main``), which does
+    # nothing while SIGINT is ignored, as a process started in the background by a script inherits it
+    # (``nohup company-activity run &``, some schedulers): the default handler for the duration
+    return watch_signals(on_signal, {signal.SIGINT: signal.default_int_handler})
 
 
 def abort_statement(wh: Any) -> None:

@@ -27,10 +27,11 @@ lock's) on a connection of its own. Between runs it does not keep the warehouse 
 commits its own transactions, so nothing is left half-written either way), then exit 0. A second signal
 during the run stops it at once: the transaction in progress rolls back (raw pages count only with their
 manifest, written last), and the exit status is 128 + the signal number; the next run catches up.
-The signals are taken by a watcher thread (blocked in the main thread, read with ``sigtimedwait``), as in
-:mod:`company_activity.interrupts`: a Python signal handler runs in the main thread between any two
-bytecodes, and setting the stop event there deadlocked when the main thread was itself inside that
-event's ``wait`` holding its lock (seen once: a scheduler that never exited after SIGTERM).
+The signals are taken by a watcher thread (blocked in the main thread, read with ``sigtimedwait``), as
+for a one-off run (:func:`company_activity.interrupts.watch_signals`): a Python signal handler runs in the
+main thread between any two bytecodes, and setting the stop event there deadlocked when the main thread
+was itself inside that event's ``wait`` holding its lock (seen once: a scheduler that never exited after
+SIGTERM).
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ import re
 import signal
 import sys
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from types import FrameType
 from typing import Any
@@ -57,6 +58,7 @@ from .alerts.factory import sinks_from_settings
 from .config import ENV_PREFIX, Settings, load_settings
 from .errors import ConfigError, PipelineError
 from .exits import exit_on_errors
+from .interrupts import watch_signals
 from .logs import configure_from_settings
 from .pipeline import Pipeline, RunReport
 from .preflight import check_settings
@@ -191,31 +193,8 @@ class Scheduler:
         signals are blocked in the main thread and read by the watcher); it takes no lock."""
         raise StopNow(signum)
 
-    @contextlib.contextmanager
-    def _signals(self) -> Iterator[None]:
-        if threading.current_thread() is not threading.main_thread():
-            yield
-            return
-        old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)  # threads started later inherit it
-        before = {s: signal.signal(s, self._stop_now) for s in _SIGNALS}
-        done = threading.Event()
-
-        def watch() -> None:
-            while not done.is_set():
-                info = signal.sigtimedwait(_SIGNALS, 0.1)
-                if info is not None:
-                    self._on_signal(info.si_signo)
-
-        watcher = threading.Thread(target=watch, name="scheduler-signals", daemon=True)
-        watcher.start()
-        try:
-            yield
-        finally:
-            done.set()
-            watcher.join(timeout=5)
-            for s, handler in before.items():
-                signal.signal(s, handler)
-            signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+    def _signals(self) -> contextlib.AbstractContextManager[None]:
+        return watch_signals(self._on_signal, dict.fromkeys(_SIGNALS, self._stop_now))
 
     # -- running ----------------------------------------------------------------------------------------
     def serve(
