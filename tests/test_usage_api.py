@@ -1038,21 +1038,35 @@ def test_a_stop_interrupts_a_retry_after_wait_and_is_checked_between_pages(
     sim_factory: Callable[..., Any],
 ) -> None:
     sim = sim_factory(companies=60, rate_limited_rate=1.0, retry_after_seconds=30)
-    stop = StopSignal()
 
-    def stop_once_the_429_is_served() -> None:  # not a fixed delay: a loaded machine may be slower
-        deadline = time.monotonic() + 30
-        while sim.stats.count(status=429) < 1 and time.monotonic() < deadline:
-            time.sleep(0.01)
+    class NotedStop(StopSignal):  # the run's stop, whose stoppable wait (the client's default) is noted
+        def __init__(self) -> None:
+            super().__init__()
+            self.waits: list[float] = []
+            self.waiting = threading.Event()
+
+        def sleep(self, seconds: float) -> None:
+            self.waits.append(seconds)
+            self.waiting.set()
+            super().sleep(seconds)
+
+    stop = NotedStop()
+
+    # The stop is sent once the client is inside the Retry-After wait, not on the server counting its 429:
+    # that count comes just before the answer goes out, so a stop then aborts the client's read, the answer
+    # is never delivered and the server counts it aborted (it tested the read, not the wait).
+    def stop_once_the_client_waits() -> None:
+        stop.waiting.wait(30)
         stop.request("SIGINT")
 
-    threading.Thread(target=stop_once_the_429_is_served, daemon=True).start()
+    threading.Thread(target=stop_once_the_client_waits, daemon=True).start()
     with (
         _sim_client(sim, oauth=False, stop=stop) as client,
         pytest.raises(RunInterrupted, match="SIGINT"),
     ):
         list(client.fetch_day(SIM_DAY))
-    assert sim.stats.count(status=429) == 1  # interrupted during the 30 s wait, not after it
+    assert stop.waits == [30.0]  # Retry-After honoured in full ...
+    assert sim.stats.count(status=429) == 1  # ... and interrupted during the 30 s wait, not after it
     # between pages: a stop after page 1 ends the day before page 2 is asked
     sim = sim_factory(companies=60)
     stop = StopSignal()
