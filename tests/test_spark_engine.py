@@ -294,6 +294,52 @@ def test_crash_before_swap_leaves_previous_partition(engine: SparkEngine) -> Non
     assert (day8["B"][6], day8["B"][9], day8["B"][10]) == (7, False, datetime(2026, 12, 3))
 
 
+def test_a_failed_mart_write_changes_no_mart_and_the_next_build_writes_them(
+    engine: SparkEngine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The three marts are written at once (one thread each): one failing write means no mart partition
+    is swapped in, nothing is left under _tmp, and the days stay pending for the next build."""
+    from company_activity.warehouse.spark import marts
+
+    root = tmp_path / "tables"
+    crm, usage = worked_example()
+    stage(engine, crm, usage, ELEVEN)
+    build(engine, ELEVEN, ELEVEN)
+    marts_before = {
+        k: v for k, v in files(root).items() if not k.startswith(("analytics/company_daily", "stg/"))
+    }
+    weekly_before = engine.rows("analytics.company_weekly_activity")
+    engine.replace_usage_day(d(8), [("A", 10, 100), ("B", 7, 7)], raw_run_id="again", loaded_at=AT)
+
+    write = marts._write
+
+    def failing(eng: SparkEngine, table: Any, new: Any, periods: list[date], tmp: str) -> None:
+        if table is marts.WEEKLY:
+            raise WarehouseError("Spark engine: injected failure writing the weekly mart")
+        write(eng, table, new, periods, tmp)
+
+    monkeypatch.setattr(marts, "_write", failing)
+    with pytest.raises(WarehouseError, match="weekly mart"):
+        build(engine, days(d(8), d(11)), ELEVEN, at=datetime(2026, 12, 3))
+    after = files(root)
+    assert {k: v for k, v in after.items() if k in marts_before} == marts_before  # no mart file touched
+    assert set(marts_before) <= set(after)
+    assert [p.name for p in (root / marts.PENDING).iterdir()] == [
+        "2026-11-08_2026-11-11"
+    ]  # 7-day sums of 11-08 … 11-11
+    assert not (root / "_tmp").exists() or not any((root / "_tmp").iterdir())
+    assert (7, 7) in [(r[6], r[7]) for r in engine.read_day(d(8))]  # the day itself is published
+
+    monkeypatch.setattr(marts, "_write", write)
+    build(engine, days(d(8), d(11)), ELEVEN, at=datetime(2026, 12, 4))  # nothing new: only the pending marts
+    assert not (root / marts.PENDING).exists()
+    weekly = {(r[0], r[4]): r for r in engine.rows("analytics.company_weekly_activity")}
+    old = {(r[0], r[4]): r for r in weekly_before}
+    week = date(2026, 11, 2)  # the ISO week of 11-08: B's events of 11-08 now count
+    assert weekly[(week, "B")][13] == old[(week, "B")][13] + 7
+    assert weekly[(week, "B")][16] == datetime(2026, 12, 4)
+
+
 def test_hostile_values_round_trip_and_any_parquet_reader_reads_them(
     engine: SparkEngine, tmp_path: Path
 ) -> None:

@@ -15,6 +15,7 @@ marts are in place, so a build that failed in between has its periods rebuilt by
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor, wait
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -83,34 +84,55 @@ def refresh_pending(engine: SparkEngine, start: date, end: date, *, built_at: da
 
 def refresh(engine: SparkEngine, days: set[date], *, built_at: datetime) -> dict[str, int]:
     """Rebuild (replace) each mart's periods that ``days`` fall in, from the daily table as published now;
-    returns the partitions written per mart."""
+    returns the partitions written per mart.
+
+    The three marts are written at the same time (one Spark job each, from its own thread: the summary's
+    write is one small task that would otherwise leave a core idle), each under its own ``_tmp``
+    directory; their partitions are swapped in afterwards, one mart after the other. Every write is waited
+    for before anything is swapped in, so a failed or cancelled write changes no mart."""
     engine.frame(ANALYTICS).createOrReplaceTempView(ANALYTICS.view)  # the days just published
     stamp = built_at if built_at.tzinfo is None else built_at.astimezone(UTC).replace(tzinfo=None)
-    written: dict[str, int] = {}
-    for table, name in _QUERIES:
-        starts = sorted({period_of(table, d) for d in days})
-        lo, hi = starts[0], period_end(table, starts[-1])
-        (statement,) = sqlfiles.query(SPARK_MARTS, name)
-        args = {"lo": lo.isoformat(), "hi": hi.isoformat(), "built_at": stamp.isoformat(sep=" ")}
-        _replace(engine, table, engine.spark.sql(statement, args=args), starts)
-        engine.sync_catalog(table)
-        written[table.name] = len(starts)
-    return written
+    jobs = [
+        (table, name, sorted({period_of(table, d) for d in days}), engine.files.new_tmp("marts"))
+        for table, name in _QUERIES
+    ]
+    try:
+        with ThreadPoolExecutor(max_workers=len(jobs), thread_name_prefix="marts") as pool:
+            futures = [
+                pool.submit(_write, engine, table, _rows(engine, table, name, starts, stamp), starts, tmp)
+                for table, name, starts, tmp in jobs
+            ]
+            wait(futures)
+        for future in futures:
+            future.result()  # raises the first failure, once no write is running
+        for table, _, starts, tmp in jobs:
+            engine.swap_in_partitions(table, tmp, starts)
+            engine.sync_catalog(table)
+        return {table.name: len(starts) for table, _, starts, _ in jobs}
+    finally:
+        for *_, tmp in jobs:
+            engine.files.delete(tmp)
+
+
+def _rows(engine: SparkEngine, table: Table, name: str, starts: list[date], stamp: datetime) -> DataFrame:
+    """The mart's rows for the periods beginning on ``starts`` (its query of ``sql/spark_marts.sql``)."""
+    (statement,) = sqlfiles.query(SPARK_MARTS, name)
+    args = {
+        "lo": starts[0].isoformat(),
+        "hi": period_end(table, starts[-1]).isoformat(),
+        "built_at": stamp.isoformat(sep=" "),
+    }
+    return engine.spark.sql(statement, args=args)
 
 
 def _days(first: date, last: date) -> set[date]:
     return {first + timedelta(days=k) for k in range((last - first).days + 1)}
 
 
-def _replace(engine: SparkEngine, table: Table, new: DataFrame, differ: list[date]) -> None:
-    """Swap in the new partitions of the periods ``differ`` (deleting those left without rows)."""
+def _write(engine: SparkEngine, table: Table, new: DataFrame, periods: list[date], tmp: str) -> None:
+    """Write the partitions of ``periods`` under ``tmp`` (a period left without rows gets none)."""
     from pyspark.sql import functions as F
 
     part = table.partition
-    tmp = engine.files.new_tmp("marts")
-    try:
-        out = new.select(*[f"`{n}`" for n, _ in table.columns]).where(F.col(part).isin(differ))
-        out.repartition(part).write.partitionBy(part).parquet(engine.files.qualified(tmp))
-        engine.swap_in_partitions(table, tmp, differ)
-    finally:
-        engine.files.delete(tmp)
+    out = new.select(*[f"`{n}`" for n, _ in table.columns]).where(F.col(part).isin(periods))
+    out.repartition(part).write.partitionBy(part).parquet(engine.files.qualified(tmp))
