@@ -324,9 +324,8 @@ def test_a_failed_mart_write_changes_no_mart_and_the_next_build_writes_them(
     after = files(root)
     assert {k: v for k, v in after.items() if k in marts_before} == marts_before  # no mart file touched
     assert set(marts_before) <= set(after)
-    assert [p.name for p in (root / marts.PENDING).iterdir()] == [
-        "2026-11-08_2026-11-11"
-    ]  # 7-day sums of 11-08 … 11-11
+    pending = [p.name for p in (root / marts.PENDING).iterdir()]
+    assert pending == ["2026-11-08_2026-11-11"]  # the 7-day sums of 11-08 … 11-11 changed
     assert not (root / "_tmp").exists() or not any((root / "_tmp").iterdir())
     assert (7, 7) in [(r[6], r[7]) for r in engine.read_day(d(8))]  # the day itself is published
 

@@ -15,7 +15,7 @@ marts are in place, so a build that failed in between has its periods rebuilt by
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -102,9 +102,8 @@ def refresh(engine: SparkEngine, days: set[date], *, built_at: datetime) -> dict
                 pool.submit(_write, engine, table, _rows(engine, table, name, starts, stamp), starts, tmp)
                 for table, name, starts, tmp in jobs
             ]
-            wait(futures)
-        for future in futures:
-            future.result()  # raises the first failure, once no write is running
+        for future in futures:  # leaving the pool waited for every write: none is running any more
+            future.result()  # raises the first failure
         for table, _, starts, tmp in jobs:
             engine.swap_in_partitions(table, tmp, starts)
             engine.sync_catalog(table)
