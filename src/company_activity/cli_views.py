@@ -34,22 +34,22 @@ def status(ctx: click.Context, days: int, one_day: str | None, as_json: bool) ->
         company-activity status --days 7
         company-activity status --day 2026-11-21
     """
-    from .runs_view import count_runs
-    from .state.status import day_detail, latest_day, latest_run, status_rows
-    from .status_view import day_json, render_day
+    from .state.read_model import RunStateReader, from_warehouse
+    from .status_view import day_json, detail_dict, render_day
 
     with errors():
         day = parse_date(one_day, "--day")
         with reader(ctx) as wh:
+            state = RunStateReader(from_warehouse(wh))
             settings = ctx.obj.settings()
             today = settings.today or datetime.now(UTC).date()
             if day is not None:
-                detail = day_detail(wh, day)
+                detail = detail_dict(state.day(day))
             else:
-                rows = status_rows(wh, today, days)
-                latest = latest_run(wh)
-                recorded = count_runs(wh) if not rows else len(rows)
-                newest = latest_day(wh) if not rows else None
+                rows = [d.as_row() for d in reversed(state.days(today - timedelta(days=days), today))]
+                latest = state.latest_run()
+                recorded = state.count_runs() if not rows else len(rows)
+                newest = state.latest_step_day() if not rows else None
     if day is not None:
         click.echo(day_json(detail) if as_json else render_day(detail), nl=as_json)
         return
@@ -65,10 +65,10 @@ def status(ctx: click.Context, days: int, one_day: str | None, as_json: bool) ->
         return
     width = shutil.get_terminal_size((100, 24)).columns
     click.echo(render_calendar(rows, width=width, start=today - timedelta(days=days), end=today), nl=False)
-    if latest is not None and latest["status"] != "succeeded":
+    if latest is not None and latest.status != "succeeded":
         echo(
-            f"latest run {latest['run_id']} ({latest['command']}): {latest['status'].upper()}"
-            + (f" — {latest['message']}" if latest["message"] else "")
+            f"latest run {latest.run_id} ({latest.command}): {latest.status.upper()}"
+            + (f" — {latest.message}" if latest.message else "")
         )
 
 
@@ -97,11 +97,13 @@ def runs(ctx: click.Context, limit: int, status_filter: str | None, as_json: boo
         return
     from rich.console import Console
 
-    from .runs_view import count_runs, recent_runs, render_runs, to_json
+    from .runs_view import render_runs, to_json
+    from .state.read_model import RunStateReader, from_warehouse
 
     with errors(), reader(ctx) as wh:
-        found = recent_runs(wh, limit=limit, status=status_filter)
-        total = count_runs(wh) if not found else len(found)
+        state = RunStateReader(from_warehouse(wh))
+        found = state.recent_runs(limit=limit, status=status_filter)
+        total = state.count_runs() if not found else len(found)
     if as_json:
         click.echo(to_json(found))
         return
@@ -126,10 +128,15 @@ def runs_show(ctx: click.Context, run_id: str, as_json: bool) -> None:
     """
     from rich.console import Console
 
-    from .runs_view import load_run, render_run, to_json
+    from .errors import ConfigError
+    from .runs_view import render_run, to_json
+    from .state.read_model import RunNotFound, RunStateReader, from_warehouse
 
     with errors(), reader(ctx) as wh:
-        detail = load_run(wh, run_id)
+        try:
+            detail = RunStateReader(from_warehouse(wh)).run(run_id)
+        except RunNotFound as exc:
+            raise ConfigError(str(exc)) from None
     if as_json or ctx.meta.get("runs_json"):
         click.echo(to_json(detail))
         return

@@ -11,107 +11,79 @@ from __future__ import annotations
 import json
 import textwrap
 from collections.abc import Mapping, Sequence
+from dataclasses import asdict
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any
 
 import click
 
 from .run.vocab import command_head
+from .state import verdict
+from .state.rows import DayDetail
+from .state.verdict import Verdict
 
-Level = Literal["none", "ok", "pending", "warning", "failed", "lost"]
-_RANK: dict[Level, int] = {"none": 0, "ok": 1, "pending": 2, "warning": 3, "failed": 4, "lost": 5}
-_SYMBOL: dict[Level, tuple[str, str]] = {  # unicode, ascii
-    "none": ("·", "."),
-    "ok": ("✓", "+"),
-    "pending": ("…", "~"),
-    "warning": ("!", "!"),
-    "failed": ("✗", "x"),
-    "lost": ("⊘", "L"),
-}
-_COLOUR: dict[Level, dict[str, Any]] = {
-    "none": {"dim": True},
-    "ok": {"fg": "green"},
-    "pending": {"fg": "cyan"},
-    "warning": {"fg": "yellow"},
-    "failed": {"fg": "red", "bold": True},
-    "lost": {"fg": "magenta", "bold": True},
-}
-_STATUS_LEVEL: dict[str, Level] = {
-    # ops.crm_snapshots
-    "loaded": "ok",
-    "missing": "failed",
-    # ops.usage_days
-    "complete": "ok",
-    "pending": "pending",
-    "lost": "lost",
-    # ops.build_days
-    "built": "ok",
-    "stale": "pending",  # built, but its inputs changed since: the next run rebuilds it
-    "not built": "pending",  # usage complete, never built: the next run builds it
-    # shared
-    "failed": "failed",
-    "running": "pending",
-    "interrupted": "pending",
-    "warning": "warning",
-    "succeeded": "ok",
-}
+Level = Verdict
+_RANK = verdict.RANK
+_SYMBOL: dict[Level, tuple[str, str]] = {k: (look.glyph, look.ascii) for k, look in verdict.LOOK.items()}
+_COLOUR: dict[Level, dict[str, Any]] = {k: dict(look.style) for k, look in verdict.LOOK.items()}
 _WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
 
 def status_level(status: object) -> Level:
-    """The display level of one status word (``None`` → ``"none"``; unknown words → ``"warning"``)."""
-    if status is None or status == "":
-        return "none"
-    return _STATUS_LEVEL.get(str(status).lower(), "warning")
+    """The display level of one status word (``None`` → ``"no data"``; unknown words → ``"warning"``)."""
+    return verdict.status_level(status)
 
 
 def checks_level(checks: object) -> Level:
     """``"ok"``/empty → ok; any ``name:fail`` → failed; any ``name:warn`` → warning."""
     text = str(checks or "").strip()
     if not text or text == "ok":
-        return "ok" if text == "ok" else "none"
-    statuses = [part.rsplit(":", 1)[-1].strip() for part in text.split(",")]
-    if "fail" in statuses:
-        return "failed"
-    if "warn" in statuses:
-        return "warning"
-    return "ok"
+        return "ok" if text == "ok" else "no data"
+    return verdict.worst(verdict.status_level(part.rsplit(":", 1)[-1].strip()) for part in text.split(","))
+
+
+def _facts(row: Mapping[str, Any]) -> verdict.DayFacts:
+    checks = str(row.get("checks") or "")
+    statuses = () if checks in ("", "ok") else tuple(c.rsplit(":", 1)[-1].strip() for c in checks.split(","))
+    return verdict.DayFacts(
+        crm_status=row.get("crm_status"),
+        crm_rejected=int(row.get("crm_rejected") or 0),
+        usage_status=row.get("usage_status"),
+        usage_quarantined=int(row.get("usage_quarantined") or 0),
+        build_status=row.get("build_status"),
+        check_statuses=statuses + (("pass",) if checks == "ok" else ()),
+        attempt_failed_step=row.get("failed_step"),
+        attempt_failed_status="failed" if row.get("failed_step") else None,
+    )
 
 
 def step_levels(row: Mapping[str, Any]) -> dict[str, Level]:
-    """Per column of a status row: crm, usage, build, checks."""
-    crm = status_level(row.get("crm_status"))
-    if crm == "ok" and (row.get("crm_rejected") or 0) > 0:
-        crm = "warning"  # loaded, but some rows were quarantined
-    return {
-        "crm": crm,
-        "usage": status_level(row.get("usage_status")),
-        "build": status_level(row.get("build_status")),
-        "checks": checks_level(row.get("checks")),
-    }
+    """Per column of a status row: crm, usage, build, checks (the read model's, else from the row)."""
+    parts = row.get("parts")
+    if isinstance(parts, Mapping) and parts:
+        return {k: parts[k] for k in ("crm", "usage", "build", "checks") if k in parts}
+    return verdict.part_levels(_facts(row))
 
 
 def day_level(row: Mapping[str, Any]) -> Level:
-    """The worst level of a day's steps and checks."""
-    levels = step_levels(row).values()
-    return max(levels, key=lambda level: _RANK[level], default="none")
+    """The day's verdict: the read model's (:mod:`company_activity.state.verdict`), else from the row."""
+    given = row.get("verdict")
+    if given in verdict.RANK:
+        return given  # type: ignore[no-any-return]
+    return verdict.day_verdict(_facts(row))
 
 
-_NAMED: tuple[tuple[Level, str], ...] = (
-    ("ok", "ok"),
-    ("warning", "warning"),
-    ("pending", "pending"),
-    ("failed", "failed"),
-    ("lost", "lost"),
-    ("none", "no data"),
+_NAMED: tuple[tuple[Level, str], ...] = tuple(
+    (level, level)
+    for level in ("ok", "warning", "last attempt failed", "pending", "failed", "lost", "no data")
 )
 # day + its level, then crm(status rows)  usage(status records)  build(status rows churn)  [last run]
 _HEAD = (
     f"{'day':<12}  {'crm':<9} {'rows':>7}  {'usage':<10} {'records':>8}  {'build':<8} {'rows':>7} "
     f"{'churn':>5}"
 )
-_RUN_HEAD = f"  {'last run (UTC)':<14} {'took':>7}"
+_RUN_HEAD = f"  {'last run (UTC)':<14} {'steps':>7}"
 _INDENT = " " * 14
 #: wrapped note lines shown per day at most; the rest is for `status --day D`
 NOTE_LINES = 3
@@ -152,7 +124,7 @@ def render_calendar(
     counts: dict[Level, int] = dict.fromkeys(_RANK, 0)
     for d in shown:
         counts[day_level(by_day[d])] += 1
-    counts["none"] = total - len(shown)
+    counts["no data"] += total - len(shown)
     summary = ", ".join(f"{counts[level]} {name}" for level, name in _NAMED if counts[level])
     out = [
         f"company-activity status {first.isoformat()} {'…' if unicode else '-'} {last.isoformat()}",
@@ -171,7 +143,7 @@ def render_calendar(
             if not first <= d <= last:
                 cells.append("     ")
                 continue
-            level = day_level(by_day[d]) if d in by_day else "none"
+            level = day_level(by_day[d]) if d in by_day else "no data"
             cells.append(f"{d.day:>4}" + sym(level))
         out.append(f"{iso.year}-W{iso.week:02d}" + "".join(cells).rstrip())
         monday += timedelta(days=7)
@@ -218,12 +190,13 @@ def _wrapped(notes: str, day: date, width: int, style: Any, ell: str) -> list[st
 
 
 def _last_run(row: Mapping[str, Any]) -> str:
-    """``11-28 00:00:03    4.2s``: when the day's latest run began its steps, and how long they took."""
+    """``11-28 00:00:03    4.2s``: when the day's latest run began its steps, and the sum of their times
+    (the read model's ``steps_s``; steps of several days overlap, so days do not add up to a run's time)."""
     at = row.get("last_run_at")
     if at is None:
         return ""
     when = at.strftime("%m-%d %H:%M:%S") if isinstance(at, datetime) else str(at)[5:19]
-    took = row.get("duration_s")
+    took = row.get("steps_s", row.get("duration_s"))
     return f"{when:<14} {_duration(took):>7}"
 
 
@@ -239,36 +212,40 @@ def _duration(seconds: object) -> str:
 
 
 def render_json(rows: Sequence[Mapping[str, Any]]) -> str:
-    """The rows as a JSON array (dates ISO, numbers as numbers), each with its ``overall`` level and the
-    failed/warning checks as a list ``check_problems``."""
+    """The rows as a JSON array (dates ISO, numbers as numbers), each with its ``verdict`` (the same word
+    ``/api/calendar`` gives the day), ``verdict_note`` and the failed/warning checks as ``check_problems``."""
     items = []
     for r in rows:
-        item = {k: _jsonable(v) for k, v in r.items()}
+        item = {k: _deep(v) for k, v in r.items()}
         checks = str(r.get("checks") or "")
         item["check_problems"] = [] if checks in ("", "ok") else [c.strip() for c in checks.split(",")]
-        item["overall"] = day_level(r)
+        item["verdict"] = day_level(r)
         items.append(item)
     return json.dumps(items, indent=2, ensure_ascii=False)
 
 
 def _notes(row: Mapping[str, Any]) -> str:
-    """What made a day fail or warn: the failing step, failed/warning checks, rejected CRM rows, the last
-    error; empty for a day that is ok."""
-    parts = []
+    """Why a day is not ok: the read model's note (the same sentence as the UI's tooltip), then the checks,
+    rejected rows and the last error that it does not already say; empty for a day that is ok."""
+    level = day_level(row)
+    if level in ("ok", "no data"):
+        return ""
+    note = str(row.get("verdict_note") or "")
+    parts = [note] if note else []
     failed = row.get("failed_step")
-    if failed:
+    if not note and failed:
         parts.append(f"failed at {failed}")
-    elif step_levels(row)["build"] == "warning" and row.get("build_status") in ("stale", "not built"):
+    elif not note and row.get("build_status") in ("stale", "not built"):
         parts.append(f"{row.get('build_status')}: the next run builds it")
     checks = str(row.get("checks") or "")
-    if checks and checks != "ok":
+    if checks and checks != "ok" and checks not in note:
         parts.append("checks " + checks)
     rejected = row.get("crm_rejected") or 0
-    if rejected:
+    if rejected and "CRM row" not in note:
         parts.append(f"{rejected} CRM row{'s' if rejected != 1 else ''} rejected")
-    error = row.get("last_error")
-    if error:
-        parts.append(" ".join(str(error).split()))
+    error = " ".join(str(row.get("last_error") or "").split())
+    if error and error[:60] not in note:
+        parts.append(error)
     return "; ".join(parts)
 
 
@@ -308,6 +285,8 @@ def render_day(detail: Mapping[str, Any]) -> str:
     """Everything run state holds about one day (:func:`company_activity.run_status.day_detail`)."""
     day = detail["day"]
     out = [f"company-activity status --day {day.isoformat()}", ""]
+    if detail.get("verdict"):
+        out.extend([f"verdict: {detail['verdict']} — {detail.get('verdict_note') or ''}".rstrip(" —"), ""])
     for title, part in (
         ("CRM snapshot", detail["crm"]),
         ("usage", detail["usage"]),
@@ -340,7 +319,51 @@ def render_day(detail: Mapping[str, Any]) -> str:
         )
         if s["message"]:
             out.extend("      " + line for line in textwrap.wrap(" ".join(str(s["message"]).split()), 100))
+    quarantined = detail.get("quarantined") or []
+    if quarantined:
+        out.append("")
+        out.append(f"usage records quarantined ({len(quarantined)} shown):")
+        for q in quarantined:
+            out.append(f"  run {q['raw_run_id']} page {q['page']} record {q['record_index']}: {q['reason']}")
     return "\n".join(out) + "\n"
+
+
+_CHECK_FIELDS = ("check", "status", "blocking", "observed", "threshold", "details", "run_id")
+
+
+def detail_dict(detail: DayDetail) -> dict[str, Any]:
+    """The read model's :class:`DayDetail` as the plain dict :func:`render_day` and ``--json`` show."""
+    st = detail.status
+    return {
+        "day": st.day,
+        "verdict": st.verdict,
+        "verdict_note": st.note,
+        "crm": detail.crm,
+        "usage": detail.usage,
+        "build": detail.build,
+        "checks": [
+            {
+                k: getattr(c, k)
+                for k in ("check", "status", "blocking", "observed", "threshold", "details", "run_id")
+            }
+            for c in detail.checks
+        ],
+        "steps": [
+            {
+                "run_id": h.run_id,
+                "command": h.command,
+                "step": h.step,
+                "status": h.status,
+                "started_at": h.started_at,
+                "finished_at": h.finished_at,
+                "rows": h.rows_loaded,
+                "rows_rejected": h.rows_rejected,
+                "message": h.message,
+            }
+            for h in detail.steps
+        ],
+        "quarantined": [asdict(q) for q in detail.quarantined],
+    }
 
 
 def day_json(detail: Mapping[str, Any]) -> str:

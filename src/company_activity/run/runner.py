@@ -176,7 +176,9 @@ def _as_stopped(stop: StopSignal) -> RunStopped:
 def summary(report: RunReport) -> str:
     """The one-line message of ``ops.runs``."""
     failed = [f"{s.step} {s.day.isoformat()}" for s in report.steps if s.status == "failed"]
-    parts = [f"{len(report.days)} day(s)", f"{len(report.built)} built"]
+    # one name per count (as `runs` and the UI show them): the days the command asked for, the days built
+    # (those asked plus caught-up and stale days rebuilt)
+    parts = [f"days asked {len(report.days)}", f"built {len(report.built)}"]
     if report.caught_up:
         parts.append(f"caught up {len(report.caught_up)}")
     if report.pending:

@@ -7,13 +7,14 @@ Every read returns plain values (dates, statuses, counts). Named queries: ``sql/
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import asdict
 from datetime import date, datetime, timedelta
 from typing import Any
 
 from ..errors import BuildGateError
 from ..run import plan
 from ..warehouse import Warehouse
-from . import status as status_view
+from .read_model import RunStateReader, from_warehouse
 
 
 class StateReader:
@@ -109,8 +110,14 @@ class StateReader:
         return str(rows[0][1]), (str(rows[0][2]) if rows[0][2] else None)
 
     # -- the status read model ---------------------------------------------------------------------
+    def read_model(self) -> RunStateReader:
+        """The typed read model over the same connection (what ``status``, ``runs`` and the UI show)."""
+        return RunStateReader(from_warehouse(self.wh))
+
     def latest_run(self) -> dict[str, Any] | None:
-        return status_view.latest_run(self.wh)
+        run = self.read_model().latest_run()
+        return asdict(run) if run is not None else None
 
     def status_rows(self, today: date, days: int) -> list[dict[str, Any]]:
-        return status_view.status_rows(self.wh, today, days)
+        """One dict per day of the last ``days`` days that any step touched, newest first."""
+        return [d.as_row() for d in reversed(self.read_model().days(today - timedelta(days=days), today))]
