@@ -147,8 +147,12 @@ def test_malformed_header_fails_the_file() -> None:
 
 
 def test_old_mac_cr_only_line_ends_fail_the_file() -> None:
-    with pytest.raises(CrmFileError, match=r"^CRM file s: the header at line 1 is malformed: new-line"):
+    with pytest.raises(CrmFileError) as err:
         parse_crm_csv(b"company_id,name\rC1,a\rC2,b\r", source="s")
+    assert str(err.value) == (
+        "CRM file s: the header at line 1 is malformed: a carriage return (\\r) outside quotes that does not "
+        "end the line (a value holding a CR must be quoted; line ends are LF or CRLF)"
+    )
 
 
 def test_unquoted_carriage_return_is_malformed() -> None:
@@ -157,7 +161,17 @@ def test_unquoted_carriage_return_is_malformed() -> None:
     assert [(r.line, r.reason.split(":")[0], r.raw) for r in result.rejected] == [
         (2, "malformed CSV (line 2)", "C1,a\rb")
     ]
+    assert result.rejected[0].reason.endswith(
+        ": a carriage return (\\r) outside quotes that does not end the line "
+        "(a value holding a CR must be quoted; line ends are LF or CRLF)"
+    )
     assert result.rows == [CrmRow(3, "C2", "c", None, None, None)]
+
+
+def test_crs_just_before_the_lf_are_part_of_the_line_end() -> None:
+    # the csv module ends a record at CR, CRLF or CR CR LF alike; the value itself is intact
+    result = parse_crm_csv(b"company_id,name\nC1,a\r\r\nC2,c\n", source="s")
+    assert result.rows == [CrmRow(2, "C1", "a", None, None, None), CrmRow(3, "C2", "c", None, None, None)]
 
 
 def test_unterminated_quote_fails_the_file() -> None:

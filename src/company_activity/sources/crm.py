@@ -40,6 +40,11 @@ The rows
       malformed record longer than 128 KiB, which in practice is an open quote that ran on over many
       rows: the companies in those rows would otherwise vanish into one "bad row". So is a record or
       line over 16 MiB.
+    * Control characters (``docs/crm-input.md`` has the table): inside quotes a CR or LF is data (kept,
+      the line count still going by LF); a NUL in a used column makes the record bad (no warehouse
+      text can hold it); a CR outside quotes that does not end the line makes the record malformed CSV
+      (its record boundaries are in doubt); every other control character (TAB, VT, FF, ESC, DEL, C1,
+      U+2028 …) is data, stored as written (trimmed at a value's ends when it is white space).
     * Duplicate ``company_id`` (compared exactly, after trimming): the row with the latest
       ``last_contact_at`` wins, NULL being the oldest and a tie going to the later row in the file; the
       others are rejected as *duplicates* (``RejectedRow.duplicate``).

@@ -13,6 +13,8 @@ Values a warehouse cannot store are refused here, so that DuckDB and PostgreSQL 
 NUL character in a used column (PostgreSQL cannot store it) and a value longer than
 :data:`MAX_COMPANY_ID_CHARS` (``company_id``) or :data:`MAX_TEXT_CHARS` (the other used columns) make the
 record bad. A field in an ignored column may be as long as a record may be (:data:`MAX_RECORD_CHARS`).
+A CR outside quotes that does not end the line makes the record malformed (:func:`csv_problem`); every
+other control character is data (``docs/crm-input.md``).
 
 Messages quote input only as a short escaped excerpt (:func:`excerpt`).
 """
@@ -204,7 +206,7 @@ class CrmReader:
                 if self._lines.exhausted:
                     raise self._unterminated(line) from None
                 raise CrmFileError(
-                    f"CRM file {self.source}: the header at line {line} is malformed: {exc}"
+                    f"CRM file {self.source}: the header at line {line} is malformed: {csv_problem(exc)}"
                 ) from None
             if record is None:
                 raise CrmFileError(f"CRM file {self.source}: the file is empty (no header, no rows)")
@@ -252,7 +254,7 @@ class CrmReader:
                 where = f"line {line}" if self._end_line == line else f"lines {line}-{self._end_line}"
                 self.total += 1
                 self.bad += 1
-                yield Record(line, start, self._end_offset, f"malformed CSV ({where}): {exc}")
+                yield Record(line, start, self._end_offset, f"malformed CSV ({where}): {csv_problem(exc)}")
 
     def _record(self, fields: list[str], line: int, start: int) -> Record:
         end = self._end_offset
@@ -296,6 +298,23 @@ class CrmReader:
             elif "\x00" in value:
                 problems.append(f"{name} holds a NUL character (\\x00), which the warehouse cannot store")
         return "; ".join(problems)
+
+
+def csv_problem(exc: csv.Error) -> str:
+    """The csv module's complaint about a record, in words that fit a CRM file.
+
+    Its "new-line character seen in unquoted field" (with a hint about opening files) is always a CR
+    outside quotes that does not end the line: the lines reach it split at LF, so a LF never sits inside
+    an unquoted field. Such a CR (in an unquoted value, after a closing quote, or CR-only line ends) leaves
+    the record boundaries in doubt, so the record is not read.
+    """
+    text = str(exc)
+    if text.startswith("new-line character seen in unquoted field"):
+        return (
+            "a carriage return (\\r) outside quotes that does not end the line "
+            "(a value holding a CR must be quoted; line ends are LF or CRLF)"
+        )
+    return text
 
 
 def _looks_like_header(header: list[str]) -> bool:
