@@ -166,11 +166,11 @@ def test_status_rows_agree_with_the_calendar_and_name_the_failing_step(history: 
     assert failed.startswith("2026-11-06 ✗")
     assert "   6✗" in shown.stdout  # the calendar says the same
     note = lines[lines.index(failed) + 1]
-    assert note.strip().startswith("failed at ingest_crm;") and "missing" in note
+    assert note.strip().startswith("failed at ingest_crm in run ") and "missing" in note
     rows = json.loads(company_activity(history, "status", "--days", "10", "--json").stdout)
     by_day = {r["day"]: r for r in rows}
     assert by_day["2026-11-06"]["failed_step"] == "ingest_crm"
-    assert by_day["2026-11-05"]["failed_step"] is None and by_day["2026-11-05"]["duration_s"] >= 0
+    assert by_day["2026-11-05"]["failed_step"] is None and by_day["2026-11-05"]["steps_s"] >= 0
     assert by_day["2026-11-05"]["last_run_id"] != by_day["2026-11-06"]["last_run_id"]
 
 

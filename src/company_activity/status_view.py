@@ -196,7 +196,7 @@ def _last_run(row: Mapping[str, Any]) -> str:
     if at is None:
         return ""
     when = at.strftime("%m-%d %H:%M:%S") if isinstance(at, datetime) else str(at)[5:19]
-    took = row.get("steps_s", row.get("duration_s"))
+    took = row.get("steps_s")
     return f"{when:<14} {_duration(took):>7}"
 
 

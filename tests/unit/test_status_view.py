@@ -104,8 +104,8 @@ def test_levels() -> None:
         "failed",
         "failed",
     ]
-    assert status_level(None) == "none" and status_level("something new") == "warning"
-    assert checks_level("ok") == "ok" and checks_level(None) == "none"
+    assert status_level(None) == "no data" and status_level("something new") == "warning"
+    assert checks_level("ok") == "ok" and checks_level(None) == "no data"
     assert checks_level("a:warn, b:pass") == "warning" and checks_level("a:warn, b:fail") == "failed"
     assert step_levels(ROWS[2]) == {"crm": "warning", "usage": "ok", "build": "ok", "checks": "warning"}
     assert [day_level(r) for r in ROWS] == ["pending", "failed", "warning", "failed", "lost", "ok"]
@@ -124,7 +124,7 @@ def test_the_week_grid() -> None:
     assert lines[4] == "2026-W43                      23·  24·  25·"
     assert lines[5] == "2026-W44  26·  27·  28·  29✓  30⊘  31·   1·"
     assert lines[6] == "2026-W45   2✗   3!   4✗   5…"
-    assert lines[7] == "✓ ok  ! warning  … pending  ✗ failed  ⊘ lost  · no data"
+    assert lines[7] == "✓ ok  ! warning  ↻ last attempt failed  … pending  ✗ failed  ⊘ lost  · no data"
 
 
 def test_by_default_the_calendar_spans_the_rows() -> None:
@@ -137,7 +137,7 @@ def test_by_default_the_calendar_spans_the_rows() -> None:
 def test_the_table_rows() -> None:
     text = plain(width=200)
     assert (
-        "day           crm          rows  usage       records  build       rows churn  last run (UTC)    took"
+        "day           crm          rows  usage       records  build       rows churn  last run (UTC)   steps"
         in text
     )
     # each line starts with the day's level: the same symbol as the calendar
@@ -177,9 +177,9 @@ def test_a_day_whose_steps_are_ok_but_a_check_failed_says_so_on_its_line() -> No
 
 def test_the_last_run_and_its_duration() -> None:
     rows = [
-        row(date(2026, 11, 6), last_run_at=datetime(2026, 11, 7, 0, 0, 3), duration_s=4.25),
-        row(date(2026, 11, 5), last_run_at=datetime(2026, 11, 6, 0, 0, 1), duration_s=None),
-        row(date(2026, 11, 4), last_run_at=datetime(2026, 11, 5, 0, 0, 1), duration_s=3725.0),
+        row(date(2026, 11, 6), last_run_at=datetime(2026, 11, 7, 0, 0, 3), steps_s=4.25),
+        row(date(2026, 11, 5), last_run_at=datetime(2026, 11, 6, 0, 0, 1), steps_s=None),
+        row(date(2026, 11, 4), last_run_at=datetime(2026, 11, 5, 0, 0, 1), steps_s=3725.0),
     ]
     wide = render_calendar(rows, color=False, width=120)
     assert line_of(wide, "2026-11-06").endswith("11-07 00:00:03    4.2s")
@@ -215,7 +215,7 @@ def test_ascii_only() -> None:
     text = plain(unicode=False, width=300)
     assert text.isascii()
     assert "2026-W45   2x   3!   4x   5~" in text
-    assert "+ ok  ! warning  ~ pending  x failed  L lost  . no data" in text
+    assert "+ ok  ! warning  r last attempt failed  ~ pending  x failed  L lost  . no data" in text
 
 
 def test_colours_are_click_styles_over_the_same_text() -> None:
@@ -244,8 +244,8 @@ def test_render_json() -> None:
     first = data[0]
     assert first["day"] == "2026-11-05"
     assert first["usage_status"] == "pending" and first["usage_records"] is None
-    assert first["overall"] == "pending" and first["check_problems"] == []
+    assert first["verdict"] == "pending" and first["check_problems"] == []
     assert data[3]["check_problems"] == ["grain_unique:fail", "missing_from_crm:warn"]
-    assert data[3]["overall"] == "failed"
+    assert data[3]["verdict"] == "failed"
     assert data[-1]["crm_rows"] == 1950 and isinstance(data[-1]["crm_rows"], int)
-    assert set(first) == set(ROWS[0]) | {"overall", "check_problems"}
+    assert set(first) == set(ROWS[0]) | {"verdict", "check_problems"}

@@ -102,9 +102,7 @@ class RunStateReader:
             checks.setdefault(r[0], []).append(_check(r))
         attempts: dict[date, list[Attempt]] = {}
         for r in self._rows("step_attempts", params):
-            attempts.setdefault(r[0], []).append(
-                Attempt(r[1], r[2], r[3], r[4], r[5], r[6], r[7])
-            )
+            attempts.setdefault(r[0], []).append(Attempt(r[1], r[2], r[3], r[4], r[5], r[6], r[7]))
         to_build = self.days_to_build()
         return [
             _day_status(r, checks.get(r[0], []), attempts.get(r[0], []), r[0] in to_build)
@@ -330,9 +328,10 @@ def _note(
     bad = [f"{c.check}:{c.status}" for c in checks if c.status != "pass"]
     first = failed[0] if failed else None
     why = (
-        f"{first.step} {first.status} in run {first.run_id}"
-        + (f": {_one_line(first.message)}" if first and first.message else "")
-        if first
+        f"{'interrupted' if first.status == 'interrupted' else 'failed'} at {first.step}"
+        + f" in run {first.run_id}"
+        + (f": {_one_line(first.message)}" if first.message else "")
+        if first is not None
         else ""
     )
     if verdict == v.ATTEMPT_FAILED:
@@ -341,10 +340,10 @@ def _note(
             if build and build.done_run_id
             else "data from an earlier run"
         )
-        return f"{source}; the last attempt failed: {why}"
+        return f"{source}; the last attempt {why}"
     if verdict == v.FAILED:
         if why:
-            return f"failed: {why}"
+            return why
         if bad:
             return "failed: checks " + ", ".join(bad)
         return "failed: " + _one_line(

@@ -22,6 +22,9 @@ if TYPE_CHECKING:
     from ..warehouse.build import DayBuild
 
 CrmSnapshotStatus = Literal["loaded", "missing", "failed"]
+#: one quarantined usage record: (page, record_index, reason, excerpt), see ``ops.usage_quarantine``
+QuarantineRow = tuple[int, int, str, str]
+_QUARANTINE_COLUMNS = ("activity_date", "raw_run_id", "page", "record_index", "reason", "excerpt")
 
 
 @dataclass(frozen=True)
@@ -36,9 +39,9 @@ class BuiltDay:
 
 
 class RunStateStore(StateReader):
-    """Writes ``ops.usage_days``, ``ops.crm_snapshots``, ``ops.build_days``, ``ops.build_changes``,
-    ``ops.alerts`` and ``ops.quality_results`` (the ledger writes ``ops.runs`` / ``ops.run_steps``); reads
-    come from :class:`StateReader`."""
+    """Writes ``ops.usage_days``, ``ops.usage_quarantine``, ``ops.crm_snapshots``, ``ops.build_days``,
+    ``ops.build_changes``, ``ops.alerts`` and ``ops.quality_results`` (the ledger writes ``ops.runs`` /
+    ``ops.run_steps``); reads come from :class:`StateReader`."""
 
     def ledger(self, run_id: str) -> Ledger:
         """The ledger of run ``run_id`` (``ops.runs``, ``ops.run_steps``)."""
@@ -74,7 +77,13 @@ class RunStateStore(StateReader):
         page_count: int,
         drift: list[str],
         at: datetime,
+        quarantined_count: int = 0,
+        quarantined: Sequence[QuarantineRow] = (),
     ) -> None:
+        """The day is published (``ops.usage_days`` complete) from raw run ``raw_run_id``; in the same
+        transaction its quarantined records replace the day's in ``ops.usage_quarantine`` and their count
+        goes to ``ops.usage_days.quarantined_count`` (``quarantined`` holds the first records in detail,
+        ``quarantined_count`` counts them all)."""
         with self.wh.transaction():
             self.wh.run(
                 "ops.sql",
@@ -91,6 +100,19 @@ class RunStateStore(StateReader):
                     "last_error": None,
                 },
             )
+            self.wh.run(
+                "ops.sql", "usage_day_quarantined", {"day": day, "quarantined_count": quarantined_count}
+            )
+            self.wh.run("ops.sql", "usage_quarantine_clear", {"day": day})
+            if quarantined:
+                self.wh.bulk_insert(
+                    "ops.usage_quarantine",
+                    _QUARANTINE_COLUMNS,
+                    (
+                        (day, raw_run_id, page, index, redact(reason), excerpt)
+                        for page, index, reason, excerpt in quarantined
+                    ),
+                )
 
     def mark_usage(self, day: date, status: Literal["pending", "failed", "lost"], error: str | None) -> None:
         """A non-complete status for ``day`` (never downgrades a complete day)."""

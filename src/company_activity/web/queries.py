@@ -7,12 +7,16 @@ never as 0). Bad parameters raise :class:`BadRequest` (a 400), unknown things :c
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import asdict
 from datetime import date, datetime, timedelta
 from itertools import pairwise
 from typing import Any
 
 from ..run.vocab import rerun_hint
+from ..state.read_model import RunNotFound, RunStateReader, from_session
+from ..state.rows import DayStatus
+from ..state.verdict import LOOK
 from .db import Session
 
 UI = "ui.sql"
@@ -80,8 +84,12 @@ def days_between(start: date, end: date) -> list[date]:
 
 # -- the date range every page works in --------------------------------------------------------------------
 def data_range(s: Session) -> tuple[date | None, date | None]:
-    row = s.one(UI, "data_range") or {}
-    return row.get("first_day"), row.get("last_day")
+    return state(s).data_range()
+
+
+def state(s: Session) -> RunStateReader:
+    """The run-state read model over this request's session (every ``ops.*`` read goes through it)."""
+    return RunStateReader(from_session(s))
 
 
 def resolve_range(s: Session, start: date | None, end: date | None) -> tuple[date, date]:
@@ -103,53 +111,42 @@ def resolve_range(s: Session, start: date | None, end: date | None) -> tuple[dat
 
 # -- overview -----------------------------------------------------------------------------------------------
 def calendar(s: Session, start: date, end: date) -> list[dict[str, Any]]:
-    """One entry per day of the range: each source's status and an overall health word."""
-    found = {r["day"]: r for r in s.rows(UI, "day_statuses", {"start_day": start, "end_day": end})}
-    out = []
-    for day in days_between(start, end):
-        r = found.get(day, {})
-        out.append(
-            {
-                "day": day.isoformat(),
-                "crm": r.get("crm_status"),
-                "usage": r.get("usage_status"),
-                "build": r.get("build_status"),
-                "rows": r.get("build_rows"),
-                "churn_risk": r.get("churn_risk_count"),
-                "health": _health(r),
-                "error": r.get("last_error"),
-            }
-        )
-    return out
+    """One entry per day of the range: its ``verdict`` (the word ``status`` shows), why (``verdict_note``),
+    each source's status, and whether the table holds the day's rows (``published``)."""
+    return [calendar_entry(d) for d in state(s).calendar(start, end)]
 
 
-def _health(r: dict[str, Any]) -> str:
-    """built | failed | pending | missing (nothing recorded) | partial (loaded, not built yet)."""
-    if not r:
-        return "missing"
-    if r.get("build_status") == "built":
-        return "built"
-    if (
-        "failed" in (r.get("build_status"), r.get("usage_status"), r.get("crm_status"))
-        or r.get("usage_status") == "lost"
-    ):
-        return "failed"
-    if r.get("usage_status") == "pending":
-        return "pending"
-    return "partial"
+def calendar_entry(d: DayStatus) -> dict[str, Any]:
+    return {
+        "day": d.day.isoformat(),
+        "verdict": d.verdict,
+        "verdict_note": d.note,
+        "glyph": LOOK[d.verdict].glyph,
+        "crm": d.crm_status,
+        "usage": d.usage_status,
+        "build": d.build_status,
+        "records": d.usage_records,
+        "rows": d.build_rows,
+        "churn_risk": d.churn_risk,
+        "published": d.build_status in ("built", "stale"),
+        "error": d.last_error,
+        "last_run_id": d.last_run_id,
+        "data_run_id": d.data_run_id,
+    }
 
 
 def overview(s: Session, start: date, end: date, country: str | None, industry: str | None) -> dict[str, Any]:
     params = {"start_day": start, "end_day": end, "country": country, "industry": industry}
     by_day = {r["activity_date"]: jsonable(r) for r in s.rows(UI, "overview_days", params)}
-    health = {c["day"]: c["health"] for c in calendar(s, start, end)}
+    verdicts = {c["day"]: c for c in calendar(s, start, end)}
     days: list[dict[str, Any]] = []
     for day in days_between(start, end):
         r = by_day.get(day)
-        built = r is not None and health.get(day.isoformat()) == "built"
+        c = verdicts.get(day.isoformat(), {})
+        built = r is not None and bool(c.get("published"))
         entry = {
             "day": day.isoformat(),
-            "status": health.get(day.isoformat(), "missing"),
+            "status": c.get("verdict", "no data"),
             "companies": r["companies"] if r and built else None,
             "active_companies": r["active_companies"] if r and built else None,
             "active_users": r["active_users"] if r and built else None,
@@ -342,67 +339,48 @@ def _changes(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def runs(s: Session, limit: int) -> list[dict[str, Any]]:
     if not 1 <= limit <= 1000:
         raise BadRequest(f"limit={limit}: use 1 … 1000")
-    out = []
-    for r in s.rows(UI, "runs", {"limit": limit}):
-        entry = jsonable(r)
-        entry["duration_s"] = _seconds(r["started_at"], r["finished_at"])
-        out.append(entry)
-    return out
-
-
-def _seconds(start: datetime | None, end: datetime | None) -> float | None:
-    if start is None or end is None:
-        return None
-    return round((end - start).total_seconds(), 3)
+    return [jsonable(asdict(r)) for r in state(s).recent_runs(limit=limit)]
 
 
 def run(s: Session, run_id: str) -> dict[str, Any]:
-    head = s.one(UI, "run", {"run_id": run_id})
-    if head is None:
-        raise NotFound(f"no run {excerpt(run_id)} in ops.runs")
-    steps = s.rows(UI, "run_steps", {"run_id": run_id})
-    failed_days: dict[date, str] = {}
-    for st in steps:
-        if st["status"] == "failed":
-            failed_days.setdefault(st["step_day"], st["step"])
-    reruns = [rerun_hint("rerun", d, from_step=step) for d, step in sorted(failed_days.items())]
-    out = jsonable(head)
-    out["duration_s"] = _seconds(head["started_at"], head["finished_at"])
+    try:
+        detail = state(s).run(run_id)
+    except RunNotFound:
+        raise NotFound(f"no run {excerpt(run_id)} in ops.runs") from None
+    out = jsonable(asdict(detail.run))
     out["steps"] = [
-        jsonable(st) | {"duration_s": _seconds(st["started_at"], st["finished_at"])} for st in steps
+        jsonable(asdict(st)) | {"step_day": st.day.isoformat(), "started_at": iso(st.started_at)}
+        for st in detail.steps
     ]
-    out["checks"] = [jsonable(c) for c in s.rows(UI, "run_checks", {"run_id": run_id})]
-    out["alerts"] = [
-        {
-            "severity": "error" if st["status"] == "failed" else "warning",
-            "step": st["step"],
-            "day": iso(st["step_day"]),
-            "message": st["message"],
-        }
-        for st in steps
-        if st["status"] in ("failed", "warning")
-    ]
-    out["rerun_command"] = rerun_hint("verbatim", verbatim=str(head["command"]))
-    out["rerun_failed"] = reruns
+    out["checks"] = [jsonable({"check_day": c.day, "check_name": c.check} | asdict(c)) for c in detail.checks]
+    out["alerts"] = [jsonable(asdict(a)) for a in detail.alerts]
+    out["changes"] = [jsonable(asdict(c)) for c in detail.changes]
+    out["days_verdicts"] = [calendar_entry(d) for d in detail.days]
+    out["rerun_command"] = rerun_hint("verbatim", verbatim=detail.run.command)
+    out["rerun_failed"] = detail.rerun
     return out
 
 
 # -- one day ------------------------------------------------------------------------------------------------
-def day_detail(s: Session, day: date, manifest: dict[str, Any] | None) -> dict[str, Any]:
-    params = {"day": day}
-    crm = s.one(UI, "day_crm", params)
-    usage = s.one(UI, "day_usage", params)
-    build = s.one(UI, "day_build", params)
-    steps = s.rows(UI, "day_steps", params)
-    if crm is None and usage is None and build is None and not steps:
+def day_detail(
+    s: Session, day: date, load_manifest: Callable[[str | None], dict[str, Any] | None]
+) -> dict[str, Any]:
+    """Everything run state knows of ``day``, and the lake's manifest of its raw run (``load_manifest``
+    gets the raw run id of the usage day, None when there is none)."""
+    detail = state(s).day(day)
+    if detail.crm is None and detail.usage is None and detail.build is None and not detail.steps:
         raise NotFound(f"nothing recorded for {day.isoformat()}: no run has touched that day")
+    manifest = load_manifest(detail.usage.get("raw_run_id") if detail.usage else None)
     return {
         "day": day.isoformat(),
-        "crm": jsonable(crm) if crm else None,
-        "usage": jsonable(usage) if usage else None,
-        "build": jsonable(build) if build else None,
-        "steps": [jsonable(st) for st in steps],
-        "checks": [jsonable(c) for c in s.rows(UI, "day_checks", params)],
+        "verdict": detail.status.verdict,
+        "verdict_note": detail.status.note,
+        "crm": jsonable(detail.crm) if detail.crm else None,
+        "usage": jsonable(detail.usage) if detail.usage else None,
+        "build": jsonable(detail.build) if detail.build else None,
+        "steps": [jsonable(asdict(st)) for st in detail.steps],
+        "checks": [jsonable({"check_name": c.check} | asdict(c)) for c in detail.checks],
+        "quarantined": [jsonable(asdict(q)) for q in detail.quarantined],
         "manifest": manifest,
         "manifest_text": json.dumps(manifest, indent=2, sort_keys=True)[:20000] if manifest else None,
     }
