@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import company_activity
@@ -122,3 +123,45 @@ def test_no_import_cycles() -> None:
         if node not in state:
             visit(node)
     assert cycles == []
+
+
+#: the SQL files that may name ops.* tables: the run-state store's queries, its read model, the schema
+_OPS_SQL = {"ops.sql", "monitoring.sql", "read_model.sql", "create_tables.sql"}
+_OPS_TABLE = re.compile(r"(?i)\b(?:from|join|into|update|table)\s+ops\.[a-z_]+")
+
+
+def _ops_sql_files() -> set[str]:
+    sql = ROOT / "sql"
+    return {p.name for p in sql.glob("*.sql") if _OPS_TABLE.search(p.read_text(encoding="utf-8"))}
+
+
+def test_only_the_state_package_reads_or_writes_ops_tables() -> None:
+    """``state/`` (the writers and the read model) is the one door to ``ops.*``: no other SQL file names an
+    ``ops`` table (migrations aside), and no module outside ``state/`` loads those files or holds SQL text
+    over ``ops.*`` (the warehouse's schema-version bookkeeping and migrations aside)."""
+    files = _ops_sql_files()
+    migrations = {f for f in files if f.startswith("migrate_")}
+    assert files - migrations <= _OPS_SQL, sorted(files - migrations - _OPS_SQL)
+    assert {"read_model.sql", "ops.sql"} <= files  # the check can see what it looks for
+    allowed = (f"{PKG}.state", f"{PKG}.warehouse.migrations", f"{PKG}.warehouse")
+    offenders: list[str] = []
+    for path in ROOT.rglob("*.py"):
+        module = _module_name(path)
+        if module == f"{PKG}.warehouse" or module.startswith(f"{PKG}.state") or module == allowed[1]:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.Constant) or not isinstance(node.value, str):
+                continue
+            text = node.value
+            if text in _OPS_SQL - {"create_tables.sql"} or text in migrations:
+                offenders.append(f"{module} loads {text}")
+            elif _OPS_TABLE.search(text) and ("select" in text.lower() or "insert" in text.lower()):
+                offenders.append(f"{module} holds SQL over ops.*: {text[:60]!r}")
+    assert offenders == []
+
+
+def test_the_ops_check_finds_an_offender(tmp_path: Path) -> None:
+    """The pattern the check above relies on matches the SQL it is meant to catch."""
+    assert _OPS_TABLE.search("select * from ops.runs")
+    assert _OPS_TABLE.search("insert into ops.run_alerts (x) values (1)")
+    assert not _OPS_TABLE.search("the ops.* tables are read through state/")

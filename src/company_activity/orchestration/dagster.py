@@ -42,6 +42,7 @@ from ..errors import PipelineError
 from ..pipeline import STEP_BUILD, STEP_CRM, STEP_USAGE, Pipeline, RunReport
 from ..run.vocab import rerun_hint
 from ..state import StepOutcome
+from ..state.rows import CheckRow, DayStatus
 
 RESOURCE_KEY = "company_activity"
 GROUP = "company_activity"
@@ -235,12 +236,12 @@ def _assets(partitions: dg.DailyPartitionsDefinition) -> list[dg.AssetsDefinitio
         pipeline = _start(company_activity)
         try:
             report = _run(pipeline, STEP_BUILD, days)
-            results = pipeline.state.quality_results_of(report.run_id)
+            detail = pipeline.state.read_model().run(report.run_id)  # the read model: one verdict per day
         finally:
             pipeline.close()
         outcomes = _outcomes(report, STEP_BUILD)
         built = all(s.status != "failed" for s in outcomes)
-        yield from _check_results(results, built=built)
+        yield from _check_results(detail.checks, built=built, verdicts=detail.days)
         _fail_on(outcomes, report)
         yield dg.MaterializeResult(
             metadata={
@@ -255,11 +256,15 @@ def _assets(partitions: dg.DailyPartitionsDefinition) -> list[dg.AssetsDefinitio
     return [crm_daily, product_usage_daily, company_daily_activity]
 
 
-def _check_results(rows: Sequence[tuple[Any, ...]], *, built: bool) -> Iterator[dg.AssetCheckResult]:
-    """One result per check of the build, over the days of the run (a check fails if it failed on any)."""
-    by_name: dict[str, list[tuple[Any, ...]]] = {}
+def _check_results(
+    rows: Sequence[CheckRow], *, built: bool, verdicts: Sequence[DayStatus] = ()
+) -> Iterator[dg.AssetCheckResult]:
+    """One result per check of the build, over the days of the run (a check fails if it failed on any);
+    each carries the days' verdicts, in the words ``status`` and the UI use."""
+    by_name: dict[str, list[CheckRow]] = {}
     for row in rows:
-        by_name.setdefault(str(row[1]), []).append(row)
+        by_name.setdefault(row.check, []).append(row)
+    days = {d.day.isoformat(): d.verdict for d in verdicts}
     for name in BLOCKING_CHECKS + WARNING_CHECKS:
         blocking = name in BLOCKING_CHECKS
         found = by_name.get(name, [])
@@ -267,17 +272,18 @@ def _check_results(rows: Sequence[tuple[Any, ...]], *, built: bool) -> Iterator[
             if built:  # every day built without rows to check (nothing in the CRM, no usage)
                 yield dg.AssetCheckResult(check_name=name, passed=True, description="no rows to check")
             continue  # not reached: the build failed before it (the step fails below)
-        bad = [r for r in found if r[2] != "pass"]
+        bad = [r for r in found if r.status != "pass"]
         worst = bad[0] if bad else found[-1]
         yield dg.AssetCheckResult(
             check_name=name,
             passed=not bad,
             severity=dg.AssetCheckSeverity.ERROR if blocking else dg.AssetCheckSeverity.WARN,
-            description="; ".join(f"{r[0].isoformat()}: {r[5]}" for r in bad) or str(worst[5]),
+            description="; ".join(f"{r.day.isoformat()}: {r.details}" for r in bad) or str(worst.details),
             metadata={
-                "observed": float(worst[3]) if worst[3] is not None else 0.0,
-                "threshold": float(worst[4]) if worst[4] is not None else 0.0,
-                "failed_days": [r[0].isoformat() for r in bad],
+                "observed": worst.observed if worst.observed is not None else 0.0,
+                "threshold": worst.threshold if worst.threshold is not None else 0.0,
+                "failed_days": [r.day.isoformat() for r in bad],
+                "verdicts": dg.MetadataValue.json(days),
             },
         )
 

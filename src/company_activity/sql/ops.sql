@@ -244,12 +244,6 @@ update ops.run_steps
 set status = 'interrupted', finished_at = cast(:now as timestamp), message = :message
 where run_id = :run_id and status = 'running';
 
--- name: latest_run
-select run_id, command, status, started_at, finished_at, message
-from ops.runs
-order by started_at desc
-limit 1;
-
 -- name: usage_day_status
 select status from ops.usage_days where activity_date = cast(:day as date);
 
@@ -258,12 +252,6 @@ select status from ops.usage_days where activity_date = cast(:day as date);
 select activity_date, schema_drift
 from ops.usage_days
 where schema_drift is not null and activity_date <> cast(:day as date);
-
--- name: quality_results_of_run
-select check_day, check_name, status, observed, threshold, details
-from ops.quality_results
-where run_id = :run_id
-order by check_day, check_name;
 
 -- name: build_changes_upsert
 insert into ops.build_changes (
@@ -280,3 +268,21 @@ on conflict (run_id, activity_date) do update set
 insert into ops.run_alerts (run_id, seq, severity, title, alert_day, step, message, rerun)
 values (:run_id, :seq, :severity, :title, cast(:day as date), :step, :message, :rerun)
 on conflict (run_id, seq) do nothing;
+
+-- name: usage_day_quarantined
+-- issue 24: how many records of the day's published raw run were quarantined (run after usage_day_upsert)
+update ops.usage_days
+set quarantined_count = :quarantined_count
+where activity_date = cast(:day as date);
+
+-- name: usage_quarantine_clear
+-- the quarantined records of a day are replaced whole each time the day is published
+delete from ops.usage_quarantine
+where activity_date = cast(:day as date);
+
+-- name: usage_quarantine_of_day
+-- the quarantined records of a published usage day, in raw-run order
+select page, record_index, reason, excerpt, raw_run_id
+from ops.usage_quarantine
+where activity_date = cast(:day as date)
+order by page, record_index;

@@ -41,10 +41,6 @@ class StateReader:
             for r in self.wh.run("ops.sql", "usage_days_between", {"start_day": start, "end_day": end})
         ]
 
-    def quality_results_of(self, run_id: str) -> list[tuple[Any, ...]]:
-        """(day, check, status, observed, threshold, details) of every check of run ``run_id``."""
-        return [tuple(r) for r in self.wh.run("ops.sql", "quality_results_of_run", {"run_id": run_id})]
-
     def usage_status(self, day: date) -> str | None:
         rows = self.wh.run("ops.sql", "usage_day_status", {"day": day})
         return str(rows[0][0]) if rows else None
