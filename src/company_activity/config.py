@@ -3,6 +3,12 @@
 Settings are read once, validated, and passed down as a :class:`Settings` object; nothing reads the
 environment at import time. A bad value raises :class:`~company_activity.errors.ConfigError` naming the
 setting (the CLI turns it into exit status 2).
+
+**An empty value is a value not set**, for every setting and from every source alike (issue 24): an empty
+``COMPANY_ACTIVITY_*`` variable (including ``_FILE`` variants and ``COMPANY_ACTIVITY_SECRETS_DIR``), an
+empty TOML value, an empty secret file and an empty override all leave the setting at what the next
+source, or the default, gives. The rule is :func:`is_unset`; the environment source applies the same
+rule itself (pydantic-settings' ``env_ignore_empty``), so an empty variable does not hide the TOML value.
 """
 
 from __future__ import annotations
@@ -22,6 +28,19 @@ from .errors import ConfigError
 
 ENV_PREFIX = "COMPANY_ACTIVITY_"
 
+
+def is_unset(value: object) -> bool:
+    """The one rule: an empty value (``""``, an empty secret) is a setting not given."""
+    if isinstance(value, SecretStr):
+        value = value.get_secret_value()
+    return isinstance(value, str) and value == ""
+
+
+def given(values: Mapping[str, Any]) -> dict[str, Any]:
+    """``values`` without the ones :func:`is_unset` says were not given."""
+    return {key: value for key, value in values.items() if not is_unset(value)}
+
+
 # what a source's daily count is compared with: "both" = the previous day and the same weekday a week
 # earlier (a drop against both is an anomaly; without the week-old figure the previous day decides)
 VolumeBaseline = Literal["both", "previous_day", "week_ago", "off"]
@@ -36,7 +55,14 @@ class Settings(BaseSettings):
         extra="forbid",
         frozen=True,
         hide_input_in_errors=True,
+        env_ignore_empty=True,  # is_unset, applied by the environment source itself
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_is_unset(cls, data: Any) -> Any:
+        """Every other source (TOML, secret files, overrides, direct construction): :func:`is_unset`."""
+        return given(data) if isinstance(data, Mapping) else data
 
     # where things live
     warehouse: str = "./data/warehouse.duckdb"
@@ -144,6 +170,9 @@ class Settings(BaseSettings):
     )
     ui_url: str | None = Field(
         default=None, description="the UI's external URL, e.g. https://activity.example.com"
+    )
+    ui_hosts: str | None = Field(
+        default=None, description="Host names the UI answers to besides loopback (with ui_token)"
     )
 
     # -- issue 13: the Apache Spark engine (preview) ----------------------------------------------------
@@ -295,7 +324,7 @@ def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Se
     try:
         settings = Settings(**file_values)
         if overrides:
-            merged = settings.model_dump() | {k: v for k, v in overrides.items() if v is not None}
+            merged = settings.model_dump() | given({k: v for k, v in overrides.items() if v is not None})
             settings = Settings.model_validate(merged)
     except ValidationError as exc:
         problems = []
@@ -331,7 +360,7 @@ def known_environment() -> set[str]:
 def check_environment(environ: Mapping[str, str]) -> None:
     """Refuse an unknown ``COMPANY_ACTIVITY_*`` variable, as an unknown TOML key is refused."""
     known = known_environment()
-    for key in sorted(environ):
+    for key in sorted(given(environ)):
         upper = key.upper()
         if not upper.startswith(ENV_PREFIX) or upper in known or upper.startswith(RESERVED_ENV_PREFIXES):
             continue
@@ -363,8 +392,8 @@ def _read_secret_file(setting: str, path: str) -> str:
 
 def _with_secret_files(file_values: dict[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
     """``file_values`` with the secrets that ``_FILE`` settings and the secrets folder name."""
-    values = dict(file_values)
-    upper_env = {k.upper(): v for k, v in environ.items()}
+    values = given(file_values)
+    upper_env = {k.upper(): v for k, v in given(environ).items()}
     secrets_dir = upper_env.get(SECRETS_DIR_ENV)
     if secrets_dir is not None and not os.path.isdir(secrets_dir):
         raise ConfigError(f"{SECRETS_DIR_ENV}: {secrets_dir} is not a folder")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
@@ -40,16 +41,17 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
         company-activity serve                       # http://127.0.0.1:8080/
         COMPANY_ACTIVITY_UI_TOKEN=… company-activity serve --host 0.0.0.0
     """
-    from .app import is_loopback
-
     try:
         _need_ui_extra()
+        from .app import allowed_hosts, is_loopback
+
         settings = ctx.obj.settings()
         if settings.ui_token is None and not is_loopback(host):
             raise ConfigError(
                 f"--host {host} is not a loopback address: set COMPANY_ACTIVITY_UI_TOKEN to serve other "
                 "machines (every page and API call then needs the token)"
             )
+        hosts = allowed_hosts(settings)
     except ConfigError as exc:
         _fail(exc)
     import uvicorn
@@ -64,6 +66,8 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
         click.echo(note)
     shown = f"[{host}]" if ":" in host else host
     click.echo(f"company-activity UI on http://{shown}:{port}/ (warehouse {_where(settings.warehouse)})")
+    if settings.ui_token is not None:
+        click.echo(f"it answers to the Host names {', '.join(hosts)} (COMPANY_ACTIVITY_UI_HOSTS adds others)")
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
 
 
@@ -84,12 +88,19 @@ def report(ctx: click.Context, out: str, start: str | None, end: str | None) -> 
         settings, note = _demo_fallback(ctx.obj.settings())
         if note:
             click.echo(note)
-        path = write_report(settings, out, start=parse_day(start, "--start"), end=parse_day(end, "--end"))
+        first, last = parse_day(start, "--start"), parse_day(end, "--end")
+        folder = Path(out).parent
+        missing = not folder.exists()
+        path = write_report(settings, out, start=first, end=last)
     except (ConfigError, BadRequest) as exc:
         _fail(exc)
     except WarehouseUnavailable as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
+    except OSError as exc:  # a folder of the path is a file, no permission, disk full
+        _fail(ConfigError(f"--out {out}: cannot write it ({exc.strerror or type(exc).__name__})"))
+    if missing:
+        click.echo(f"created the folder {folder} (it did not exist)")
     click.echo(f"wrote {path} ({path.stat().st_size // 1024} KiB; opens offline)")
 
 

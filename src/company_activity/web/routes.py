@@ -107,7 +107,7 @@ def _manifest(settings: Settings, day: str, raw_run_id: str | None) -> Json | No
 
 def settings_rows(settings: Settings) -> list[tuple[str, str]]:
     """Every setting as (environment variable, shown value): secrets masked, URLs without passwords."""
-    from ..warehouse.postgres import redact
+    from ..redact import redact  # not warehouse.postgres: psycopg is an extra `make demo` does not install
 
     rows = []
     for name in type(settings).model_fields:
