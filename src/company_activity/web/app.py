@@ -10,25 +10,37 @@ Safe by default:
   be read now a 503, and anything else a 500 that says nothing about the code (the traceback goes to the
   log only);
 - every script, style and font comes from the app itself (plotly.js from the installed ``plotly``
-  package), and the Content-Security-Policy tells the browser to fetch nothing from anywhere else.
+  package, Swagger UI at ``/api/docs`` from the installed ``fastapi-offline`` package), and the
+  Content-Security-Policy tells the browser to fetch nothing from anywhere else;
+- a request whose ``Host`` header is not an allowed name is a 400 (:class:`HostAllowList`, Starlette's
+  ``TrustedHostMiddleware``): loopback names only, and with a token also ``COMPANY_ACTIVITY_UI_HOSTS`` and
+  the host of ``COMPANY_ACTIVITY_UI_URL``. A page on another domain that rebinds its name to 127.0.0.1
+  therefore cannot read the API through a user's browser.
 """
 
 from __future__ import annotations
 
 import hmac
+import importlib.util
 import ipaddress
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from http import HTTPStatus
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.trustedhost import TrustedHostMiddleware
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .. import __version__
 from ..config import Settings
+from ..errors import ConfigError
 from .db import WarehouseUnavailable, reader_for
 from .queries import BadRequest, NotFound, excerpt
 from .render import plotly_js_path, render, static_path
@@ -44,7 +56,13 @@ STATIC = {
     "plotly.min.js": ("plotly", "text/javascript"),
     "app.js": ("app", "text/javascript"),
     "app.css": ("app", "text/css"),
+    "api-docs.js": ("app", "text/javascript"),
+    "swagger-ui-bundle.js": ("swagger", "text/javascript"),
+    "swagger-ui.css": ("swagger", "text/css"),
 }
+#: the Host names every UI answers to (with or without a port): the loopback names and addresses
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "[::1]")
+_HOST_PATTERN = re.compile(r"(\*|(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*\.?)")
 _ERROR_SCHEMA = {
     "type": "object",
     "properties": {"detail": {"type": "string"}},
@@ -63,12 +81,97 @@ def is_loopback(host: str | None) -> bool:
         return False
 
 
+def allowed_hosts(settings: Settings) -> list[str]:
+    """The ``Host`` names the UI answers to: loopback always; with a token, also the configured names.
+
+    ``COMPANY_ACTIVITY_UI_HOSTS`` is a comma-separated list of names (``activity.example.com``), IP
+    addresses (IPv6 in brackets or not), ``*.example.com`` for every subdomain, or ``*`` for any (behind a
+    proxy that checks the name itself); the host of ``COMPANY_ACTIVITY_UI_URL`` is added to them. Without
+    a token both are ignored: the UI then serves loopback clients only, under loopback names.
+    """
+    hosts = list(LOOPBACK_HOSTS)
+    if settings.ui_token is None:
+        return hosts
+    given = [h.strip() for h in (settings.ui_hosts or "").split(",") if h.strip()]
+    for name in given:
+        host = _host_name(name)
+        if host is None:
+            raise ConfigError(
+                f"COMPANY_ACTIVITY_UI_HOSTS: {excerpt(name)} is not a host name, an IP address, "
+                "*.domain or * (give names without scheme, port or path, separated by commas)"
+            )
+        hosts.append(host)
+    if settings.ui_url:
+        try:
+            host = urlsplit(settings.ui_url).hostname
+        except ValueError:
+            host = None
+        if host and (named := _host_name(host)):
+            hosts.append(named)
+    return list(dict.fromkeys(hosts))
+
+
+def _host_name(name: str) -> str | None:
+    """``name`` as TrustedHostMiddleware compares it (lower case, IPv6 in brackets), or None if invalid."""
+    name = name.lower()
+    try:
+        address = ipaddress.ip_address(name.strip("[]"))
+    except ValueError:
+        return name if _HOST_PATTERN.fullmatch(name) else None
+    return f"[{address}]" if address.version == 6 else str(address)
+
+
+class HostAllowList:
+    """Starlette's ``TrustedHostMiddleware`` decides; a refused ``Host`` gets a 400 that says why.
+
+    The middleware's own answer ("Invalid host header", plain text) is dropped for the app's error
+    (JSON under /api/, a page elsewhere) naming the host and the setting that would allow it.
+    """
+
+    _PASSED = "company_activity.host_allowed"
+
+    def __init__(self, app: ASGIApp, allowed: list[str]):
+        self.app = app
+        self.allowed = allowed
+        self.check = TrustedHostMiddleware(self._passed, allowed_hosts=allowed, www_redirect=False)
+
+    async def _passed(self, scope: Scope, receive: Receive, send: Send) -> None:
+        scope[self._PASSED] = True
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):  # lifespan
+            await self.app(scope, receive, send)
+            return
+
+        async def dropped(message: Any) -> None:
+            return None
+
+        await self.check(scope, receive, dropped)
+        if scope.pop(self._PASSED, False):
+            await self.app(scope, receive, send)
+            return
+        if scope["type"] == "websocket":  # the UI has none; refused all the same
+            await send({"type": "websocket.close", "code": 1008})
+            return
+        request = Request(scope, receive)
+        given = request.headers.get("host")
+        shown = "(none)" if given is None else excerpt(given)
+        response = _error(
+            request,
+            400,
+            f"Host {shown} is not allowed; this UI answers to {', '.join(self.allowed)} "
+            "(to serve another name, set COMPANY_ACTIVITY_UI_TOKEN and add the name to "
+            "COMPANY_ACTIVITY_UI_HOSTS)",
+        )
+        await response(scope, receive, send)
+
+
 def create_app(settings: Settings) -> FastAPI:
     app = FastAPI(
         title="company-activity",
         version=__version__,
         description="Read-only JSON API behind the company-activity web UI.",
-        docs_url=None,  # Swagger UI and ReDoc load their code from a CDN: not served
+        docs_url=None,  # FastAPI's own pages load Swagger UI from a CDN: /api/docs serves it from a package
         redoc_url=None,
         openapi_url="/api/openapi.json",
     )
@@ -76,8 +179,10 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.reader = reader_for(settings)
     token = settings.ui_token.get_secret_value() if settings.ui_token is not None else ""
     _guard(app, token)
+    app.add_middleware(HostAllowList, allowed=allowed_hosts(settings))  # outermost: before the token
     _error_handlers(app)
     _static(app)
+    _api_docs(app)
     from .routes import api_router, page_router
 
     app.include_router(api_router)
@@ -188,8 +293,49 @@ def _static(app: FastAPI) -> None:
         if name not in STATIC:
             raise NotFound(f"no static file {name[:40]!r}")
         kind, media = STATIC[name]
-        path = plotly_js_path() if kind == "plotly" else static_path(name)
+        if kind == "plotly":
+            path = plotly_js_path()
+        elif kind == "swagger":
+            path = swagger_ui_path(name)
+        else:
+            path = static_path(name)
         return FileResponse(path, media_type=media, headers={"Cache-Control": "public, max-age=3600"})
+
+
+def swagger_ui_path(name: str) -> Path:
+    """A file of Swagger UI as the installed ``fastapi-offline`` package ships it (part of the ui extra)."""
+    spec = importlib.util.find_spec("fastapi_offline")
+    if spec is None or not spec.submodule_search_locations:
+        raise NotFound("Swagger UI is not installed: pip install 'company-activity[ui]' (fastapi-offline)")
+    return Path(next(iter(spec.submodule_search_locations))) / "static" / name
+
+
+_API_DOCS = """<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>API · company-activity</title>
+<link rel="stylesheet" href="/static/swagger-ui.css">
+</head>
+<body>
+<p style="font-family: sans-serif; margin: 0.8em 1.2em"><a href="/">company-activity</a> ·
+the JSON API (<a href="/api/openapi.json">OpenAPI document</a>)</p>
+<div id="swagger-ui" data-openapi="/api/openapi.json"></div>
+<script src="/static/swagger-ui-bundle.js"></script>
+<script src="/static/api-docs.js"></script>
+</body>
+</html>
+"""
+
+
+def _api_docs(app: FastAPI) -> None:
+    @app.get("/api/docs", include_in_schema=False)
+    def api_docs() -> Response:
+        """Swagger UI over the OpenAPI document: its code from the installed package, its set-up in
+        /static/api-docs.js (the CSP allows no inline script)."""
+        swagger_ui_path("swagger-ui-bundle.js")  # a clear 404 when the package is missing
+        return HTMLResponse(_API_DOCS)
 
 
 def _document_errors(app: FastAPI) -> None:
