@@ -124,6 +124,10 @@ class DayFacts:
     running: bool = False  # a step of the day is running right now
 
 
+#: the part of a day each step fills
+_STEP_PART = {"ingest_crm": "crm", "ingest_usage": "usage", "build": "build"}
+
+
 def part_levels(f: DayFacts) -> dict[str, Verdict]:
     """The level of each part of a day: crm, usage, build, checks."""
     crm = status_level(f.crm_status)
@@ -147,6 +151,9 @@ def day_verdict(f: DayFacts) -> Verdict:
     if f.running and RANK[level] < RANK[PENDING]:
         return PENDING
     if f.attempt_failed_step is not None:
+        part = _STEP_PART.get(f.attempt_failed_step)
+        if part is not None and parts[part] in (FAILED, LOST):
+            return level  # that part says it already (a lost usage day's fetch "failed": it is lost)
         if level in (OK, WARNING) and f.build_status == "built":
             return ATTEMPT_FAILED
         if f.attempt_failed_status == "interrupted":
