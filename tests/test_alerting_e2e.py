@@ -227,6 +227,9 @@ def test_a_catch_up_with_many_failures_sends_the_first_at_once_and_one_summary(
         assert f"{day.isoformat()} ingest_crm" in text
         assert f"company-activity run --date {day.isoformat()}" in text
     assert f"{len(broken)} error(s)" in text
+    # and the days as the read model judges them now, in the words of `status` (issue 23)
+    assert f"{len(broken)} failed" in text.split("days now: ", 1)[1].split("\\n", 1)[0], text
+    assert f"- {broken[1].isoformat()} failed: failed at ingest_crm in run " in text
     facts = {
         f["title"]: f["value"] for b in summary["body"] if b.get("type") == "FactSet" for f in b["facts"]
     }

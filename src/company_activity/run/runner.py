@@ -138,7 +138,7 @@ class Runner:
                 log.warning("could not record the interrupted steps", exc_info=True)
             raise
         finally:
-            alerter.flush(report.run_id)
+            alerter.flush(report.run_id, self._verdicts(report.run_id))
             report.alerts = alerter.sent
             try:
                 self.resources.state.record_alerts(report.run_id, alerter.sent)
@@ -146,6 +146,14 @@ class Runner:
                 log.warning("could not record the run's alerts", exc_info=True)
             status = "interrupted" if report.stopped else "failed" if report.failed else "succeeded"
             ledger.finish_run(status, summary(report))
+
+    def _verdicts(self, run_id: str) -> list[tuple[date, str, str]]:
+        """The run's days as the read model judges them now (for the alert digest); none if unreadable."""
+        try:
+            return [(d.day, d.verdict, d.note) for d in self.resources.state.read_model().run(run_id).days]
+        except Exception:  # the digest must not hide the run's outcome
+            log.warning("could not read the run's day verdicts for its summary", exc_info=True)
+            return []
 
     def _stopped(self, context: RunContext, exc: RunStopped) -> None:
         """A stop (signal or deadline): the day in progress stays not-complete; the next run converges."""
