@@ -24,7 +24,7 @@ select
     c.rejected_count as crm_rejected,
     u.status as usage_status,
     u.record_count as usage_records,
-    cast(null as integer) as usage_quarantined,
+    u.quarantined_count as usage_quarantined,
     b.status as build_status,
     b.row_count as build_rows,
     b.churn_risk_count,
@@ -86,7 +86,7 @@ from ops.crm_snapshots
 where snapshot_date = cast(:day as date);
 
 -- name: day_usage
-select status, record_count, cast(null as integer) as quarantined_count, page_count, raw_run_id, schema_drift, completed_at, last_error
+select status, record_count, quarantined_count, page_count, raw_run_id, schema_drift, completed_at, last_error
 from ops.usage_days
 where activity_date = cast(:day as date);
 
