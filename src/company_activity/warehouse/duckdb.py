@@ -22,6 +22,7 @@ from typing import Any
 import duckdb
 
 from ..errors import ConfigError, StorageError, WarehouseBusyError, WarehouseError
+from ..sql import qualified, quote_ident
 from . import _PARAM, Params, Row, Warehouse
 
 #: the folder of a DuckDB warehouse's temporary files, next to the database file
@@ -120,14 +121,15 @@ class DuckDBWarehouse(Warehouse):
                     writer.writerow((*row, "".join(["1" if v is None else "0" for v in row])))
                     count += 1
             if count:
-                names = ", ".join(f'"{c}"' for c in columns)
+                target = qualified(*table.split("."))
+                names = ", ".join(quote_ident(c) for c in columns)
                 types = ", ".join(f"'c{i}': 'VARCHAR'" for i in range(width + 1))
                 picked = ", ".join(
                     f"case when substr(c{width}, {i + 1}, 1) = '1' then null else c{i} end"
                     for i in range(width)
                 )
                 read = self.con.execute(
-                    f"insert into {table} ({names}) select {picked} from read_csv($path, "  # noqa: S608
+                    f"insert into {target} ({names}) select {picked} from read_csv($path, "  # noqa: S608
                     "auto_detect = false, header = false, delim = ',', quote = '\"', escape = '\"', "
                     "new_line = '\\n', strict_mode = true, allow_quoted_nulls = false, "
                     f"encoding = 'utf-8', columns = {{{types}}})",

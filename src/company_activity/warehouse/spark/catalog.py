@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ...sql import qualified, quote_ident
 from .tables import Table
 
 if TYPE_CHECKING:
@@ -32,17 +33,18 @@ def is_persistent(spark: SparkSession) -> bool:
 def statements(table: Table, location: str, *, create: bool) -> list[str]:
     """The DDL that registers ``table`` over ``location`` (``create``) and syncs its partitions.
 
-    Identifiers are the engine's own constants; the location (ROOT's URI, from the configuration) is a
-    quoted string literal: DDL cannot bind it."""
+    Identifiers are the engine's own constants, quoted all the same (:func:`~company_activity.sql.quote_ident`
+    with Spark's backtick); the location (ROOT's URI, from the configuration) is a quoted string literal:
+    DDL cannot bind it."""
     schema, name = table.name.split(".")
-    ident = f"`{schema}`.`{name}`"
+    ident = qualified(schema, name, mark="`")
     out = []
     if create:
         literal = location.replace("\\", "\\\\").replace("'", "\\'")
         out += [
-            f"create database if not exists `{schema}`",
+            f"create database if not exists {quote_ident(schema, '`')}",
             f"create table if not exists {ident} ({table.ddl()}) using parquet "
-            f"partitioned by (`{table.partition}`) location '{literal}'",
+            f"partitioned by ({quote_ident(table.partition, '`')}) location '{literal}'",
         ]
     out.append(f"msck repair table {ident} sync partitions")
     return out
