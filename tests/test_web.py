@@ -8,7 +8,7 @@ import csv
 import io
 import re
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
 import duckdb
@@ -20,7 +20,22 @@ from company_activity.cli import main
 from company_activity.web.queries import csv_cell
 from company_activity.web.server import BackgroundServer
 
-from .web_site import FIRST, HOSTILE, LAST, SECRET, Site, built_site
+from .web_site import FIRST, HOSTILE, LAST, SECRET, TODAY, Site, built_site
+
+#: the verdicts of a day that is built (its data is in the table)
+BUILT_VERDICTS = {"ok", "warning", "last attempt failed"}
+#: the calendar's former health words, as the verdict they stand for (until every entry has ``verdict``)
+HEALTH_AS_VERDICT = {
+    "built": "ok",
+    "partial": "pending",
+    "pending": "pending",
+    "failed": "failed",
+    "missing": "no data",
+}
+
+
+def expected_verdict(entry: dict[str, object]) -> str:
+    return str(entry["verdict"]) if "verdict" in entry else HEALTH_AS_VERDICT[str(entry["health"])]
 
 
 @pytest.fixture(scope="module")
@@ -42,6 +57,7 @@ def test_every_page_answers(http: httpx.Client, site: Site) -> None:
         "/runs",
         f"/runs/{site.run_id}",
         f"/days/{LAST.isoformat()}",
+        "/days",
         "/settings",
         "/static/plotly.min.js",
         "/static/app.js",
@@ -58,7 +74,7 @@ def test_overview_api_shows_days_not_built_as_gaps(http: httpx.Client, site: Sit
     days = {d["day"]: d for d in data["days"]}
     assert len(days) == (end - FIRST).days + 1
     for day in site.built_days:
-        assert days[day.isoformat()]["status"] == "built"
+        assert days[day.isoformat()]["status"] in BUILT_VERDICTS | {"built"}  # built: the former word
         assert days[day.isoformat()]["active_users"] > 0
     for k in (1, 2, 3):
         later = days[(LAST + timedelta(days=k)).isoformat()]
@@ -223,7 +239,10 @@ def test_report_is_one_self_contained_file(site: Site, tmp_path: Path) -> None:
     )  # outside the inlined code
     assert " src=" not in markup and 'href="http' not in markup and "<link" not in markup
     assert HOSTILE not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
-    assert page.count('id="calendar"') == 1 and page.count('class="day built" title') == len(site.built_days)
+    assert page.count('id="calendar"') == 1
+    strip = dict(re.findall(r'data-day="([0-9-]+)" data-verdict="([a-z ]+)"', page))
+    assert sorted(strip) == [d.isoformat() for d in site.built_days]
+    assert {strip[d.isoformat()] for d in site.built_days} <= BUILT_VERDICTS
     bad = CliRunner().invoke(main, ["report", "--out", str(out), "--start", "soon"], env=env)
     assert bad.exit_code == 2 and "--start='soon' is not a date" in bad.output
 
@@ -270,3 +289,87 @@ def test_serve_command_serves_the_ui(site: Site, tmp_path: Path) -> None:
         out, _ = proc.communicate(timeout=20)
     assert f"company-activity UI on http://127.0.0.1:{port}/" in out
     assert "showing the demo's" in out
+
+
+# -- issue 23: one verdict per day, shown the same everywhere; labels in words -------------------------------
+def _strip(page: str) -> dict[str, tuple[str, str]]:
+    """The overview strip's cells: day -> (verdict attribute, title)."""
+    cells = re.findall(r'data-day="([0-9-]+)" data-verdict="([a-z ]+)" title="([^"]*)"', page)
+    return {day: (verdict, title) for day, verdict, title in cells}
+
+
+def test_the_strip_shows_each_days_calendar_verdict(http: httpx.Client, site: Site) -> None:
+    end = LAST + timedelta(days=3)
+    params = {"start": FIRST.isoformat(), "end": end.isoformat()}
+    calendar = http.get("/api/calendar", params=params).json()
+    cells = _strip(http.get("/", params=params).text)
+    assert sorted(cells) == [d["day"] for d in calendar]
+    weekdays = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
+    for d in calendar:
+        verdict, title = cells[d["day"]]
+        assert verdict == expected_verdict(d)
+        weekday = weekdays[date.fromisoformat(d["day"]).weekday()]
+        assert title.startswith(f"{d['day']} ({weekday}") and f": {verdict}" in title
+    assert {cells[d.isoformat()][0] for d in site.built_days} <= BUILT_VERDICTS
+    assert [cells[(LAST + timedelta(days=k)).isoformat()][0] for k in (1, 2, 3)] == ["no data"] * 3
+    # today (the settings' today) is marked, and only it
+    assert "today UTC)" in cells[TODAY.isoformat()][1]
+    assert sum("today UTC" in t for _, t in cells.values()) == 1
+
+
+def test_the_days_page_lists_every_day_with_the_calendars_verdict(http: httpx.Client, site: Site) -> None:
+    end = LAST + timedelta(days=2)
+    params = {"start": FIRST.isoformat(), "end": end.isoformat()}
+    calendar = http.get("/api/calendar", params=params).json()
+    page = http.get("/days", params=params).text
+    rows = re.findall(r'<tr data-day="([0-9-]+)" data-verdict="([a-z ]+)">', page)
+    assert rows == [(d["day"], expected_verdict(d)) for d in reversed(calendar)]  # newest first
+    for d in calendar:
+        linked = f'<a href="/days/{d["day"]}">{d["day"]}</a>' in page
+        assert linked == (expected_verdict(d) != "no data"), d["day"]
+    row = page[page.index(f'<tr data-day="{LAST.isoformat()}"') :]
+    row = row[: row.index("</tr>")]
+    last = next(d for d in calendar if d["day"] == LAST.isoformat())
+    assert (
+        f'<td class="num">{last["rows"]}</td>' in row and f'<td class="num">{last["churn_risk"]}</td>' in row
+    )
+    assert "Rows built" in page and "Churn-risk companies" in page
+    assert '<a href="/days">Days</a>' in page  # in the nav
+    assert http.get("/days", params={"start": "soon"}).status_code == 400
+
+
+def test_fields_are_labelled_in_words_not_column_names(http: httpx.Client, site: Site) -> None:
+    page = http.get(f"/days/{LAST.isoformat()}").text
+    for words in ("Records loaded", "API pages", "Churn-risk companies", "Built at (UTC)", "Rows built"):
+        assert f">{words}<" in page, words
+    keys = {
+        k
+        for part in ("crm", "usage", "build")
+        for k in http.get(f"/api/days/{LAST.isoformat()}").json()[part]
+    }
+    assert "records" in keys or "record_count" in keys  # what the day's API calls the fields
+    for column in keys | {"rows_loaded", "raw_run_id", "last_error", "churn_risk_count"}:
+        assert f">{column}<" not in page, column  # … the page says in words
+    company = http.get(f"/companies/{site.churn_ids[0]}").text
+    assert "<td>last_contact_at</td>" not in company
+
+
+def _idle_companies(site: Site) -> list[str]:
+    """Companies with a row every day and no usage on any (the simulator's world has a few)."""
+    with duckdb.connect(site.settings.warehouse, read_only=True) as con:
+        rows = con.execute(
+            "select company_id from analytics.company_daily_activity group by 1 "
+            "having max(coalesce(active_users, 0)) = 0 and max(coalesce(events, 0)) = 0 order by 1"
+        ).fetchall()
+    return [r[0] for r in rows]
+
+
+def test_a_company_without_usage_says_so(http: httpx.Client, site: Site) -> None:
+    idle = _idle_companies(site)
+    assert idle, "the test world has no company without usage"
+    page = http.get(f"/companies/{idle[0]}").text
+    assert f"No usage recorded from {FIRST.isoformat()} to {LAST.isoformat()}" in page
+    assert 'id="fig-company"' not in page
+    busy = http.get(f"/companies/{site.churn_ids[-1]}").text
+    if site.churn_ids[-1] not in idle:
+        assert 'id="fig-company"' in busy and "No usage recorded" not in busy

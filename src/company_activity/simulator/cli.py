@@ -188,6 +188,20 @@ def _days(values: tuple[datetime, ...]) -> frozenset[date]:
     type=click.IntRange(1, 3660),
     help="With --write-crm: how many days of snapshots, up to yesterday.",
 )
+@click.option(
+    "--oversized-id-day",
+    "oversized_id_days",
+    type=_DATE,
+    multiple=True,
+    help="A day whose records include some with a 300-character company id (over the pipeline's cap).",
+)
+@click.option(
+    "--oversized-id-count",
+    default=1,
+    show_default=True,
+    type=click.IntRange(0, None),
+    help="With --oversized-id-day: how many records of the day get such an id.",
+)
 @click.pass_context
 def simulate_api(
     ctx: click.Context,
@@ -234,6 +248,8 @@ def simulate_api(
 
     def given(name: str) -> bool:
         return ctx.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT
+    oversized_id_days: tuple[datetime, ...],
+    oversized_id_count: int,
 
     seed = seed if given("seed") else int(world.get("seed", seed))
     companies = companies if given("companies") else int(world.get("companies", companies))
@@ -291,6 +307,8 @@ def simulate_api(
             click.echo(f"  export COMPANY_ACTIVITY_API_CLIENT_SECRET={opts.client_secret}")
         if opts.api_key:
             click.echo(f"  API key (X-API-Key): export COMPANY_ACTIVITY_API_KEY={opts.api_key}")
+        oversized_id_days=_days(oversized_id_days),
+        oversized_id_count=oversized_id_count,
         click.echo("Ctrl-C stops.")
 
     try:

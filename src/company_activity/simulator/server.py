@@ -53,6 +53,9 @@ _M64 = (1 << 64) - 1
 _SALT_DUPLICATE = 0x0D0B1E
 _SALT_CONFLICT = 0xC0F11C7
 _SALT_BAD = 0xBAD
+_SALT_OVERSIZED = 0x0B16
+#: the length of a company id served by ``oversized_id_days``: over the pipeline's 256-character cap
+OVERSIZED_ID_LENGTH = 300
 _PLANS = ("free", "starter", "pro", "enterprise")
 _REGIONS = ("eu", "us", "apac")
 
@@ -92,6 +95,10 @@ class SimulatorOptions:
     overrides: dict[date, list[UsageRecord]] = field(default_factory=dict)  # replace a day's records
 
     def validate(self) -> None:
+    #: days on which ``oversized_id_count`` records carry a company id of OVERSIZED_ID_LENGTH characters
+    #: (valid under the API's contract, over the pipeline's own cap)
+    oversized_id_days: frozenset[date] = frozenset()
+    oversized_id_count: int = 1
         """Raise ``ValueError`` naming the first option that makes no sense."""
         if self.companies < 0:
             raise ValueError("companies must be >= 0")
@@ -102,6 +109,8 @@ class SimulatorOptions:
         if self.rate_limit is not None and self.rate_limit <= 0:
             raise ValueError("rate_limit must be > 0")
         if self.retry_after not in RETRY_AFTER_STYLES:
+        if self.oversized_id_count < 0:
+            raise ValueError("oversized_id_count must be >= 0")
             raise ValueError(f"retry_after must be one of {', '.join(RETRY_AFTER_STYLES)}")
         if self.retry_after_seconds < 0 or self.latency < 0 or self.drip_interval < 0:
             raise ValueError("retry_after_seconds, latency and drip_interval must be >= 0")
@@ -527,6 +536,36 @@ class SimulatorServer:
             return self._rng.random() < rate
 
     def _draw_uniform(self) -> float:
+    def oversized_ids(self, day: date) -> list[str]:
+        """The company ids whose record of ``day`` is served with an oversized id (``oversized_id_days``)."""
+        iterate, _ = self._source(day)
+        positions = self._oversized_positions(day, self._specials(day))
+        return [cid for pos, cid, *_ in iterate(0) if pos in positions]
+
+    def _specials(self, day: date) -> tuple[int | None, int | None]:
+        """The positions of ``day`` that get the conflicting and the bad record (None: no such fault)."""
+        opts = self.options
+        conflict = self._special_position(day, _SALT_CONFLICT) if day in opts.conflict_days else None
+        bad = self._special_position(day, _SALT_BAD, avoid=conflict) if day in opts.bad_record_days else None
+        return conflict, bad
+
+    def _oversized_positions(self, day: date, avoid: tuple[int | None, int | None]) -> frozenset[int]:
+        """The active positions of ``day`` served with an oversized id: deterministic, from a pivot on,
+        never those of ``avoid`` (the conflict and the bad record)."""
+        opts = self.options
+        if day not in opts.oversized_id_days or opts.oversized_id_count <= 0:
+            return frozenset()
+        iterate, bound = self._source(day)
+        pivot = _mix((opts.seed ^ _SALT_OVERSIZED ^ (day.toordinal() << 20)) & _M64) % max(1, bound)
+        found: set[int] = set()
+        for first in (pivot, 0):
+            for pos, *_ in iterate(first):
+                if pos in found or len(found) >= opts.oversized_id_count:
+                    break  # wrapped around, or enough
+                if pos not in avoid:
+                    found.add(pos)
+        return frozenset(found)
+
         with self._rng_lock:
             return self._rng.random()
 
@@ -711,7 +750,14 @@ class SimulatorServer:
         return found
 
     def _emissions(
-        self, day: date, pos: int, cid: str, users: int, events: int, specials: tuple[int | None, int | None]
+        self,
+        day: date,
+        pos: int,
+        cid: str,
+        users: int,
+        events: int,
+        specials: tuple[int | None, int | None],
+        oversized: frozenset[int] = frozenset(),
     ) -> list[dict[str, Any]]:
         """The records served for one company: normally one, sometimes repeated, conflicting or bad."""
         opts = self.options
@@ -729,6 +775,8 @@ class SimulatorServer:
                 record["events"] = -1 - events % 7
             else:
                 del record["events"]
+        if pos in oversized:
+            record["company_id"] = (cid + "-" + "x" * OVERSIZED_ID_LENGTH)[:OVERSIZED_ID_LENGTH]
         out = [record]
         if pos == conflict_pos:
             out.append(record | {"active_users": users + 1, "events": events + 17})
@@ -744,9 +792,15 @@ class SimulatorServer:
         """Up to ``limit`` records from position ``start`` (``emitted`` of its records already served)."""
         opts = self.options
         iterate, _ = self._source(day)
-        conflict = self._special_position(day, _SALT_CONFLICT) if day in opts.conflict_days else None
-        bad = self._special_position(day, _SALT_BAD, avoid=conflict) if day in opts.bad_record_days else None
-        plain = not opts.drift_fields and opts.duplicate_rate <= 0.0 and conflict is None and bad is None
+        conflict, bad = self._specials(day)
+        oversized = self._oversized_positions(day, (conflict, bad))
+        plain = (
+            not opts.drift_fields
+            and opts.duplicate_rate <= 0.0
+            and conflict is None
+            and bad is None
+            and not oversized
+        )
         out: list[dict[str, Any]] = []
         if plain and day not in opts.overrides:  # the hot path: straight from the data
             append = out.append
@@ -765,7 +819,7 @@ class SimulatorServer:
                     continue
                 out.append({"company_id": cid, "active_users": users, "events": events})
                 continue
-            emissions = self._emissions(day, pos, cid, users, events, (conflict, bad))
+            emissions = self._emissions(day, pos, cid, users, events, (conflict, bad), oversized)
             skip = emitted if pos == start else 0
             for k in range(skip, len(emissions)):
                 if len(out) >= limit:

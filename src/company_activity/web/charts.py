@@ -1,7 +1,10 @@
 """Plotly figures (plain dicts, drawn by plotly.js in the page) for the pages and the report.
 
 Every axis says its unit; a day that is not built is a gap in the line (None), never a zero, and is
-shaded with its status so pending and failed days are visible as such.
+shaded in its verdict's colour (the health strip's) so pending, failed and lost days are visible as such.
+
+The title sits in a row of its own below the modebar's (the modebar shows on hover, top right): the two
+never overlap, whatever the title's length; the legend has the row below the title.
 """
 
 from __future__ import annotations
@@ -9,13 +12,14 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from ..state.verdict import LOOK
+from .render import verdict_of
+
 Figure = dict[str, Any]
 
-_SHADE = {
-    "pending": "rgba(120,120,120,0.18)",
-    "failed": "rgba(200,40,40,0.18)",
-    "partial": "rgba(230,160,0,0.18)",
-}
+#: the verdicts of days that are not built (a gap in the charts), shaded in their strip colour
+_SHADED = ("failed", "lost", "pending", "no data")
+_SHADE_ALPHA = {"no data": 0.35}
 _WEEKDAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
 _STATUS_COLOURS = {
     "succeeded": "#2e7d32",
@@ -27,26 +31,45 @@ _STATUS_COLOURS = {
 }
 
 
+#: pixels from the top of a chart: the modebar's row (0 … 30), then the title's, then the legend's
+MODEBAR_ROW = 32
+TOP_MARGIN = 92
+
+
 def _layout(title: str, y_title: str, **extra: Any) -> dict[str, Any]:
     layout: dict[str, Any] = {
-        "title": {"text": title, "font": {"size": 15}, "x": 0.01, "xanchor": "left"},
+        "title": {
+            "text": title,
+            "font": {"size": 15},
+            "x": 0.01,
+            "xanchor": "left",
+            "y": 1,
+            "yref": "container",
+            "yanchor": "top",
+            "pad": {"t": MODEBAR_ROW},
+        },
         "xaxis": {"title": {"text": "day (UTC)"}, "type": "date"},
         "yaxis": {"title": {"text": y_title}, "rangemode": "tozero"},
         "hovermode": "x unified",
-        "margin": {"l": 70, "r": 20, "t": 60, "b": 50},
+        "margin": {"l": 70, "r": 20, "t": TOP_MARGIN, "b": 50},
         "legend": {"orientation": "h", "x": 1, "xanchor": "right", "y": 1.0, "yanchor": "bottom"},
-        "height": 330,
+        "height": 350,
     }
     layout.update(extra)
     return layout
 
 
+def _rgba(css: str, alpha: float) -> str:
+    return f"rgba({int(css[1:3], 16)},{int(css[3:5], 16)},{int(css[5:7], 16)},{alpha})"
+
+
 def _not_built_shapes(days: list[dict[str, Any]]) -> list[dict[str, Any]]:
     shapes = []
     for d in days:
-        colour = _SHADE.get(d["status"]) or (_SHADE["pending"] if d["status"] == "missing" else None)
-        if colour is None:
+        verdict = verdict_of(d)
+        if verdict not in _SHADED:
             continue
+        colour = _rgba(LOOK[verdict].css, _SHADE_ALPHA.get(verdict, 0.2))
         day = date.fromisoformat(d["day"])
         shapes.append(
             {
@@ -66,7 +89,7 @@ def _not_built_shapes(days: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _hover_status(days: list[dict[str, Any]]) -> list[str]:
-    return [f"{d['day']} ({date.fromisoformat(d['day']).strftime('%a')}): {d['status']}" for d in days]
+    return [f"{d['day']} ({date.fromisoformat(d['day']).strftime('%a')}): {verdict_of(d)}" for d in days]
 
 
 def overview_figures(data: dict[str, Any]) -> dict[str, Figure]:
@@ -221,7 +244,16 @@ def _period_figure(periods: list[dict[str, Any]], title: str, x_title: str, labe
     }
 
 
-def company_figure(data: dict[str, Any]) -> Figure:
+def has_usage(data: dict[str, Any]) -> bool:
+    """Whether the company used the product on any day shown (an active user or an event)."""
+    return any((r["active_users"] or 0) > 0 or (r["events"] or 0) > 0 for r in data["days"])
+
+
+def company_figure(data: dict[str, Any]) -> Figure | None:
+    """The company's daily activity; None when it has none in the days shown (the page says so in words
+    instead of drawing two flat lines on a 0 … 1 axis)."""
+    if not has_usage(data):
+        return None
     rows = {r["activity_date"]: r for r in data["days"]}
     first, last = date.fromisoformat(data["first_day"]), date.fromisoformat(data["last_day"])
     x = [(first + timedelta(days=k)).isoformat() for k in range((last - first).days + 1)]
@@ -266,7 +298,7 @@ def company_figure(data: dict[str, Any]) -> Figure:
             "Daily activity (red: churn-risk spells; gaps: no row that day)",
             "active users (users/day)",
             shapes=shapes,
-            margin={"l": 70, "r": 80, "t": 60, "b": 50},
+            margin={"l": 70, "r": 80, "t": TOP_MARGIN, "b": 50},
             yaxis2={
                 "title": {"text": "events (events/day)"},
                 "overlaying": "y",
@@ -319,7 +351,7 @@ def run_figure(data: dict[str, Any]) -> Figure:
             },
             barmode="overlay",
             hovermode="closest",
-            height=min(1000, max(260, 90 + 16 * n)),
+            height=min(1000, max(300, 130 + 16 * n)),
         ),
     }
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any, Literal
 
 import orjson
@@ -17,7 +17,7 @@ from ..config import Settings
 from . import queries as q
 from .charts import company_figure, overview_figures, run_figure
 from .db import Reader
-from .render import render
+from .render import day_columns, render
 
 log = logging.getLogger("company_activity.web")
 
@@ -220,7 +220,39 @@ def page_overview(
     industry: str | None = None,
 ) -> HTMLResponse:
     data, calendar = overview_data(_reader(request), start, end, country, industry)
-    return _page("overview.html", data=data, calendar=calendar, figures=overview_figures(data))
+    return _page(
+        "overview.html",
+        data=data,
+        calendar=calendar,
+        figures=overview_figures(data),
+        today=_today(request),
+    )
+
+
+def _today(request: Request) -> date:
+    """The day the strip marks as today: the settings' ``today`` if set, else today in UTC."""
+    return _settings(request).today or datetime.now(UTC).date()
+
+
+@page_router.get("/days")
+def page_days(request: Request, start: str | None = None, end: str | None = None) -> HTMLResponse:
+    """Every day of the range with its verdict and counts: the calendar the overview's strip draws."""
+    first, last = q.parse_day(start, "start"), q.parse_day(end, "end")
+    with _reader(request).session() as s:
+        lo, hi = q.resolve_range(s, first, last)
+        calendar = q.calendar(s, lo, hi)
+    parts, counts = day_columns(calendar)
+    today = _today(request)
+    return _page(
+        "days.html",
+        start=lo.isoformat(),
+        end=hi.isoformat(),
+        calendar=calendar,
+        parts=parts,
+        counts=counts,
+        today=today,
+        today_iso=today.isoformat(),
+    )
 
 
 @page_router.get("/churn")
@@ -255,7 +287,7 @@ def page_company(
     request: Request, company_id: str, start: str | None = None, end: str | None = None
 ) -> HTMLResponse:
     data = company_data(_reader(request), company_id, start, end)
-    return _page("company.html", data=data, fig=company_figure(data))
+    return _page("company.html", data=data, fig=company_figure(data))  # None: no usage, said in words
 
 
 @page_router.get("/runs")
