@@ -495,7 +495,10 @@ def test_a_record_no_engine_can_store_fails_its_day_alike_on_both_engines(
     result = world.cli("backfill", "--start", other.isoformat(), "--end", DAY.isoformat())
     assert result.exit_code == 1, result.output
     assert fragment in result.output
-    assert f"usage for {DAY.isoformat()} breaks the API contract" in result.output
+    # issue 24: a record over the project's own limits is quarantined; 1 of the 2 is past the 5% allowed
+    assert f"usage for {DAY.isoformat()} breaks the API contract" in result.output or (
+        "break the project's own limits" in result.output and f"replay --date {DAY}" in result.output
+    )
     assert len(result.output) < 20_000  # the 4 MB id is quoted as a short excerpt, never whole
     assert world.staged(DAY) == {}
     assert world.staged(other) == world.truth(other)  # the other day of the run is loaded

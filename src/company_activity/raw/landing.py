@@ -15,7 +15,11 @@ A manifest without a spool (``replay``, or a raw run of an earlier process) is s
 (:func:`stage_from_lake`): each page is read back, its checksum verified against the manifest, validated.
 
 A record that breaks the contract does not stop the landing (the raw run is completed, with its manifest,
-for inspection and replay); it is kept as :attr:`StagedDay.error` and the load refuses the day.
+for inspection and replay); it is kept as :attr:`StagedDay.error` and the load refuses the day. A record
+that keeps the contract but breaks one of the project's own limits is quarantined instead
+(:mod:`.quarantine`, ``docs/usage-api-policy.md``): it is left out of the spool, and ``_quarantine.json``
+beside the pages (written before the manifest) names its page, index and reason; the usage step decides
+whether the rest of the day is published. A replay stages the same records again and quarantines the same.
 """
 
 from __future__ import annotations
@@ -39,7 +43,9 @@ import orjson
 
 from ..errors import StorageError, UsageDataError
 from ..sources.usage import Page, parse_usage_doc, parse_usage_page
+from ..sources.usage.contract import QUARANTINE_MAX_FRACTION
 from ..storage import Lake
+from .quarantine import QUARANTINE_FILE, DayQuarantine, document, page_number
 
 __all__ = [
     "LandedRun",
@@ -109,7 +115,9 @@ class StagedDay:
     def __init__(self, day: date, tmp_dir: str | os.PathLike[str] | None = None) -> None:
         self.day = day
         self.tmp_dir = tmp_dir
-        self.records = 0  # records spooled (repeats included)
+        self.records = 0  # records spooled (repeats included): the accepted ones
+        #: the records kept out for the project's own limits (page, index, reason)
+        self.quarantine = DayQuarantine()
         #: extra field -> where it first appears in this raw run ("page-00001.json record 0")
         self.drift: dict[str, str] = {}
         #: the first contract violation; when set, the day must not be loaded
@@ -123,20 +131,23 @@ class StagedDay:
         return self._path
 
     def add(self, name: str, source: str, *, doc: Any = None, body: bytes | None = None) -> None:
-        """Validate one page (decoded ``doc``, or its raw ``body``) and spool its records."""
+        """Validate one page (decoded ``doc``, or its raw ``body``) and spool its accepted records; the
+        records over the project's own limits go to :attr:`quarantine`."""
         if self.error is not None:
             return  # the day is refused already; the rest is landed for inspection only
         try:
             if doc is None:
-                parsed = parse_usage_page(body or b"", day=self.day, source=source)
+                parsed = parse_usage_page(body or b"", day=self.day, source=source, quarantine=True)
             else:
-                parsed = parse_usage_doc(doc, day=self.day, source=source)
+                parsed = parse_usage_doc(doc, day=self.day, source=source, quarantine=True)
         except UsageDataError as exc:
             self.error = exc
             self.discard()
             return
         for field in sorted(parsed.extra_fields):
             self.drift.setdefault(field, f"{name} record {parsed.first_extra.get(field, 0)}")
+        if parsed.quarantined:
+            self.quarantine.add(page_number(name), name, parsed.quarantined)
         if not len(parsed):
             return
         if self._fh is None:
@@ -167,6 +178,19 @@ class StagedDay:
         if self._fh is not None:
             self._fh.close()
             self._fh = None
+
+    def settle(self) -> None:
+        """After the last page: close the spool, and refuse the day (:attr:`error`) when a quarantined
+        record's company also has a different record on the day (the spec's one-record rule)."""
+        self.close()
+        if self.error is None and len(self.quarantine):
+            clashes = self.quarantine.clashing(self.rows())
+            if clashes:
+                self.error = UsageDataError(
+                    f"different records for one company ({', '.join(clashes)}), one of them quarantined "
+                    "for the project's own limits"
+                )
+                self.discard()
 
     def rows(self) -> Iterator[tuple[str, int, int]]:
         """The spooled records, ``(company_id, active_users, events)``, streamed from the file."""
@@ -207,6 +231,12 @@ class LandedRun:
     def page_count(self) -> int:
         return int(self.manifest["page_count"])
 
+    @property
+    def quarantine_file(self) -> str | None:
+        """The lake path of the run's ``_quarantine.json`` (None when the run quarantined nothing)."""
+        entry = self.manifest.get("quarantine")
+        return f"{self.prefix}/{entry['file']}" if isinstance(entry, dict) and "file" in entry else None
+
     def discard(self) -> None:
         if self.staged is not None:
             self.staged.discard()
@@ -236,7 +266,7 @@ def land_day(
     except BaseException:
         landing.abort()
         raise
-    manifest = {
+    manifest: dict[str, Any] = {
         "date": day.isoformat(),
         "run_id": run_id,
         "pages": entries,
@@ -247,6 +277,17 @@ def land_day(
         "finished_at": datetime.now(UTC).isoformat(),
     }
     try:
+        if len(staged.quarantine) and staged.error is None:  # before the manifest: complete runs have it
+            data = document(
+                staged.quarantine, day, run_id, accepted=staged.records, max_fraction=QUARANTINE_MAX_FRACTION
+            )
+            lake.write_bytes(f"{prefix}/{QUARANTINE_FILE}", data)
+            manifest["quarantine"] = {
+                "file": QUARANTINE_FILE,
+                "records": len(staged.quarantine),
+                "sha256": hashlib.sha256(data).hexdigest(),
+                "bytes": len(data),
+            }
         lake.write_bytes(f"{prefix}/_manifest.json", orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
     except BaseException:
         staged.discard()
@@ -302,7 +343,7 @@ class RawLanding:
         if self._failure is not None:
             self.staged.discard()
             raise self._failure
-        self.staged.close()
+        self.staged.settle()
         return self.entries, self.staged
 
     def abort(self) -> None:
@@ -353,7 +394,8 @@ def stage_from_lake(
     *,
     tmp_dir: str | os.PathLike[str] | None = None,
 ) -> StagedDay:
-    """Stage a complete raw run from the lake: read each page, verify its checksum, validate it."""
+    """Stage a complete raw run from the lake: read each page, verify its checksum, validate it (the
+    records over the project's own limits are quarantined again, as when the run was landed)."""
     staged = StagedDay(day, tmp_dir)
     try:
         for page in manifest["pages"]:
@@ -364,7 +406,7 @@ def stage_from_lake(
             staged.add(str(page["file"]), lake.url(rel), body=body)
             if staged.error is not None:
                 break
-        staged.close()
+        staged.settle()
     except BaseException:
         staged.discard()
         raise

@@ -4,6 +4,10 @@ Days are fetched concurrently (``api_concurrency`` at once, all under the client
 pages of one day follow its cursor one after another) while the calling thread loads staging in day
 order as each day's raw run completes. A day is loaded by the data engine first, then recorded complete
 in the run-state store. ``replay`` fetches from the lake's latest complete raw run instead of the API.
+
+A record over one of the project's own limits is quarantined (``docs/usage-api-policy.md``): the day is
+published without it while the quarantined share stays within ``QUARANTINE_MAX_FRACTION`` (the step is a
+"warning", with an alert naming the first records), and fails past it, with the command that replays it.
 """
 
 from __future__ import annotations
@@ -30,9 +34,11 @@ from ..errors import (
 from ..failures import describe
 from ..logs import log_context
 from ..raw.landing import LandedRun, land_day, latest_raw_run, stage_from_lake, sweep_stale_spools
+from ..raw.quarantine import DayQuarantine
 from ..run import plan
 from ..run.context import Fetch, Resources, RunContext
 from ..run.vocab import STEP_USAGE, rerun_hint
+from ..sources.usage.contract import QUARANTINE_MAX_FRACTION
 from ..state import StepOutcome
 from . import StepResult
 
@@ -47,6 +53,19 @@ class UsageLoad:
     pages: int
     changed: bool
     drift: list[str]
+    quarantined: int = 0  # records kept out for the project's own limits
+    share: float = 0.0  # their share of the day's records
+    quarantine_first: str = ""  # the first of them: "page P, record R (company_id ...): reason; ..."
+    quarantine_at: str | None = None  # the lake's URL of the quarantine file
+
+
+class QuarantineExceeded(UsageDataError):
+    """More of a day's records break the project's own limits than may be quarantined: the day fails."""
+
+    def __init__(self, message: str, *, quarantined: int, rerun: str) -> None:
+        super().__init__(message)
+        self.quarantined = quarantined
+        self.rerun = rerun
 
 
 class IngestUsage:
@@ -127,21 +146,64 @@ class IngestUsage:
                 if isinstance(exc, ApiUnavailable)
                 else "credentials rejected"
                 if isinstance(exc, CredentialsRejected)
+                else "usage records over the project's limits"
+                if isinstance(exc, QuarantineExceeded)
                 else "step failure"
             )
-            outcome = StepOutcome(STEP_USAGE, day, "failed", message=message)
-            context.fail(outcome, started, rerun=rerun_hint("run", day), title=title)
-            return None
-        note = f"schema drift: unlisted field(s) {'; '.join(load.drift)}" if load.drift else None
-        outcome = StepOutcome(
-            STEP_USAGE, day, "warning" if note else "succeeded", rows_loaded=load.records, message=note
-        )
-        if note:
-            context.alerter.send(
-                Alert("warning", "schema drift", note, context.run_id, day=day, step=STEP_USAGE)
+            over = exc if isinstance(exc, QuarantineExceeded) else None
+            outcome = StepOutcome(
+                STEP_USAGE,
+                day,
+                "failed",
+                rows_rejected=over.quarantined if over else None,
+                message=message,
             )
+            context.fail(outcome, started, rerun=over.rerun if over else rerun_hint("run", day), title=title)
+            return None
+        drift = f"schema drift: unlisted field(s) {'; '.join(load.drift)}" if load.drift else None
+        kept = quarantine_note(load)
+        outcome = StepOutcome(
+            STEP_USAGE,
+            day,
+            "warning" if drift or kept else "succeeded",
+            rows_loaded=load.records,
+            rows_rejected=load.quarantined,
+            message="; ".join(n for n in (kept, drift) if n) or None,
+        )
+        if drift:
+            context.alerter.send(
+                Alert("warning", "schema drift", drift, context.run_id, day=day, step=STEP_USAGE)
+            )
+        if kept:
+            context.alerter.send(quarantine_alert(context.run_id, day, load))
         context.finish(outcome, started, notify_recovery=True)
         return load
+
+
+def quarantine_note(load: UsageLoad) -> str | None:
+    """The step message of a day published without its quarantined records (None: none was)."""
+    if not load.quarantined:
+        return None
+    return f"{load.records:,} records loaded, {load.quarantined:,} quarantined ({load.quarantine_first})"
+
+
+def quarantine_alert(run_id: str, day: date, load: UsageLoad) -> Alert:
+    """The warning that ``day`` was published without its quarantined records: the count, the first."""
+    where = f"; all listed in {load.quarantine_at}" if load.quarantine_at else ""
+    return Alert(
+        "warning",
+        "usage records quarantined",
+        f"usage for {day.isoformat()}: {load.quarantined:,} record(s) ({load.share:.2%} of the day) break "
+        f"the project's own limits and were left out of the published day: {load.quarantine_first}{where}",
+        run_id,
+        day=day,
+        step=STEP_USAGE,
+        figures={
+            "quarantined": f"{load.quarantined:,}",
+            "share": f"{load.share:.2%}",
+            "threshold": f"at most {QUARANTINE_MAX_FRACTION:.0%}",
+        },
+    )
 
 
 def fetch_from_api(resources: Resources) -> Fetch:
@@ -171,18 +233,24 @@ def load_day(context: RunContext, landed: LandedRun) -> UsageLoad:
 
     The records come from the spool the landing made, or else are staged from the lake (checksums
     verified). A record that breaks the contract or two different records for one company fail the
-    day: nothing of it enters staging, and its raw pages stay for inspection.
+    day: nothing of it enters staging, and its raw pages stay for inspection. The records over the
+    project's own limits are left out (quarantined) while they stay within ``QUARANTINE_MAX_FRACTION`` of
+    the day; more fail the day (:class:`QuarantineExceeded`).
     """
     day, lake = landed.day, context.lake
     staged = landed.staged
     if staged is None:
         staged = stage_from_lake(lake, landed.prefix, landed.manifest, day, tmp_dir=context.settings.tmp_dir)
     kept = f"nothing of the day was loaded; raw pages kept at {lake.url(landed.prefix)}"
+    quarantine = staged.quarantine
+    listed = lake.url(landed.quarantine_file) if landed.quarantine_file else None
     try:
         if staged.error is not None:
             raise UsageDataError(
                 f"usage for {day.isoformat()} breaks the API contract: {staged.error}; {kept}"
             )
+        if quarantine.exceeds(staged.records, QUARANTINE_MAX_FRACTION):
+            raise _exceeded(day, staged.records, quarantine, kept, listed)
         drift = sorted(staged.drift)
         now = utcnow()
         was_complete = context.state.usage_status(day) == "complete"
@@ -200,6 +268,8 @@ def load_day(context: RunContext, landed: LandedRun) -> UsageLoad:
             page_count=landed.page_count,
             drift=drift,
             at=now,
+            quarantined_count=len(quarantine),
+            quarantined=[(r.page, r.record, r.reason, r.excerpt) for r in quarantine.records],
         )
     finally:
         staged.discard()
@@ -207,7 +277,37 @@ def load_day(context: RunContext, landed: LandedRun) -> UsageLoad:
         f"{name} (first seen {first_seen[name].isoformat()}; here from {staged.drift[name]})"
         for name in drift
     ]
-    return UsageLoad(loaded.records, landed.page_count, loaded.changed, notes)
+    first = quarantine.first()
+    if len(quarantine) > 3:
+        first += f"; and {len(quarantine) - 3:,} more"
+    return UsageLoad(
+        loaded.records,
+        landed.page_count,
+        loaded.changed,
+        notes,
+        quarantined=len(quarantine),
+        share=quarantine.share(staged.records),
+        quarantine_first=first,
+        quarantine_at=listed,
+    )
+
+
+def _exceeded(
+    day: date, accepted: int, quarantine: DayQuarantine, kept: str, listed: str | None
+) -> QuarantineExceeded:
+    """The failure of a day with more records over the project's own limits than may be quarantined."""
+    total = accepted + len(quarantine)
+    replay = rerun_hint("verbatim", verbatim=f"replay --date {day.isoformat()}")
+    where = f"; every one listed in {listed}" if listed else ""
+    share, most = quarantine.share(accepted), QUARANTINE_MAX_FRACTION
+    return QuarantineExceeded(
+        f"usage for {day.isoformat()}: {len(quarantine):,} of {total:,} records ({share:.2%}) break the "
+        f"project's own limits, more than the {most:.0%} that may be quarantined (first: "
+        f"{quarantine.first()}); {kept}{where}; once the limit or the data is fixed, replay the day from "
+        f"the lake: {replay} (or fetch it again: {rerun_hint('run', day)})",
+        quarantined=len(quarantine),
+        rerun=replay,
+    )
 
 
 def retention_warnings(context: RunContext, start: date) -> None:

@@ -51,6 +51,10 @@ MIGRATIONS: list[Migration] = [
     # the weekly and monthly marts and the daily summary (filled by sql/marts.sql at each build)
     Migration(3, "weekly and monthly marts", sql_file="marts_tables.sql", index_file="marts_indexes.sql"),
     Migration(4, "what each build changed and the alerts each run sent", sql_file="migrate_run_changes.sql"),
+    # issue 24: ops.usage_days.quarantined_count and ops.usage_quarantine (docs/usage-api-policy.md)
+    Migration(
+        5, "usage records quarantined for the project's limits", sql_file="migrate_usage_quarantine.sql"
+    ),
 ]
 
 
