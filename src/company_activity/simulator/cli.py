@@ -175,20 +175,6 @@ def _days(values: tuple[datetime, ...]) -> frozenset[date]:
     "--bad-record-day", "bad_record_days", type=_DATE, multiple=True, help="A day with one invalid record."
 )
 @click.option(
-    "--write-crm",
-    "write_crm",
-    default=None,
-    metavar="LAKE",
-    help="Before serving, write the matching CRM snapshot CSVs into this lake (folder or fsspec URL).",
-)
-@click.option(
-    "--crm-days",
-    default=14,
-    show_default=True,
-    type=click.IntRange(1, 3660),
-    help="With --write-crm: how many days of snapshots, up to yesterday.",
-)
-@click.option(
     "--oversized-id-day",
     "oversized_id_days",
     type=_DATE,
@@ -201,6 +187,20 @@ def _days(values: tuple[datetime, ...]) -> frozenset[date]:
     show_default=True,
     type=click.IntRange(0, None),
     help="With --oversized-id-day: how many records of the day get such an id.",
+)
+@click.option(
+    "--write-crm",
+    "write_crm",
+    default=None,
+    metavar="LAKE",
+    help="Before serving, write the matching CRM snapshot CSVs into this lake (folder or fsspec URL).",
+)
+@click.option(
+    "--crm-days",
+    default=14,
+    show_default=True,
+    type=click.IntRange(1, 3660),
+    help="With --write-crm: how many days of snapshots, up to yesterday.",
 )
 @click.pass_context
 def simulate_api(
@@ -233,6 +233,8 @@ def simulate_api(
     revoke_rate: float,
     conflict_days: tuple[datetime, ...],
     bad_record_days: tuple[datetime, ...],
+    oversized_id_days: tuple[datetime, ...],
+    oversized_id_count: int,
     write_crm: str | None,
     crm_days: int,
 ) -> None:
@@ -248,8 +250,6 @@ def simulate_api(
 
     def given(name: str) -> bool:
         return ctx.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT
-    oversized_id_days: tuple[datetime, ...],
-    oversized_id_count: int,
 
     seed = seed if given("seed") else int(world.get("seed", seed))
     companies = companies if given("companies") else int(world.get("companies", companies))
@@ -285,6 +285,8 @@ def simulate_api(
         duplicate_rate=duplicate_rate,
         conflict_days=_days(conflict_days),
         bad_record_days=_days(bad_record_days),
+        oversized_id_days=_days(oversized_id_days),
+        oversized_id_count=oversized_id_count,
     )
     try:
         options.validate()
@@ -307,8 +309,6 @@ def simulate_api(
             click.echo(f"  export COMPANY_ACTIVITY_API_CLIENT_SECRET={opts.client_secret}")
         if opts.api_key:
             click.echo(f"  API key (X-API-Key): export COMPANY_ACTIVITY_API_KEY={opts.api_key}")
-        oversized_id_days=_days(oversized_id_days),
-        oversized_id_count=oversized_id_count,
         click.echo("Ctrl-C stops.")
 
     try:

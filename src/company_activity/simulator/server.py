@@ -92,25 +92,25 @@ class SimulatorOptions:
     duplicate_rate: float = 0.0  # probability that a record is repeated identically
     conflict_days: frozenset[date] = frozenset()  # days on which one company gets two different records
     bad_record_days: frozenset[date] = frozenset()  # days on which one record is invalid
-    overrides: dict[date, list[UsageRecord]] = field(default_factory=dict)  # replace a day's records
-
-    def validate(self) -> None:
     #: days on which ``oversized_id_count`` records carry a company id of OVERSIZED_ID_LENGTH characters
     #: (valid under the API's contract, over the pipeline's own cap)
     oversized_id_days: frozenset[date] = frozenset()
     oversized_id_count: int = 1
+    overrides: dict[date, list[UsageRecord]] = field(default_factory=dict)  # replace a day's records
+
+    def validate(self) -> None:
         """Raise ``ValueError`` naming the first option that makes no sense."""
         if self.companies < 0:
             raise ValueError("companies must be >= 0")
         if self.retention_days < 0:
             raise ValueError("retention_days must be >= 0")
+        if self.oversized_id_count < 0:
+            raise ValueError("oversized_id_count must be >= 0")
         if self.token_ttl <= 0:
             raise ValueError("token_ttl must be > 0")
         if self.rate_limit is not None and self.rate_limit <= 0:
             raise ValueError("rate_limit must be > 0")
         if self.retry_after not in RETRY_AFTER_STYLES:
-        if self.oversized_id_count < 0:
-            raise ValueError("oversized_id_count must be >= 0")
             raise ValueError(f"retry_after must be one of {', '.join(RETRY_AFTER_STYLES)}")
         if self.retry_after_seconds < 0 or self.latency < 0 or self.drip_interval < 0:
             raise ValueError("retry_after_seconds, latency and drip_interval must be >= 0")
@@ -528,14 +528,6 @@ class SimulatorServer:
             return sorted(override, key=lambda r: r.company_id)
         return self.data.usage(day)
 
-    # -- randomness ----------------------------------------------------------------------------------------
-    def _draw(self, rate: float) -> bool:
-        if rate <= 0.0:
-            return False
-        with self._rng_lock:
-            return self._rng.random() < rate
-
-    def _draw_uniform(self) -> float:
     def oversized_ids(self, day: date) -> list[str]:
         """The company ids whose record of ``day`` is served with an oversized id (``oversized_id_days``)."""
         iterate, _ = self._source(day)
@@ -566,6 +558,14 @@ class SimulatorServer:
                     found.add(pos)
         return frozenset(found)
 
+    # -- randomness ----------------------------------------------------------------------------------------
+    def _draw(self, rate: float) -> bool:
+        if rate <= 0.0:
+            return False
+        with self._rng_lock:
+            return self._rng.random() < rate
+
+    def _draw_uniform(self) -> float:
         with self._rng_lock:
             return self._rng.random()
 
@@ -767,6 +767,8 @@ class SimulatorServer:
             record["plan"] = _PLANS[h % len(_PLANS)]
             record["region"] = _REGIONS[(h >> 8) % len(_REGIONS)]
         conflict_pos, bad_pos = specials
+        if pos in oversized:
+            record["company_id"] = (cid + "-" + "x" * OVERSIZED_ID_LENGTH)[:OVERSIZED_ID_LENGTH]
         if pos == bad_pos:
             kind = _mix((opts.seed ^ day.toordinal() ^ _SALT_BAD) & _M64) % 3
             if kind == 0:
@@ -775,8 +777,6 @@ class SimulatorServer:
                 record["events"] = -1 - events % 7
             else:
                 del record["events"]
-        if pos in oversized:
-            record["company_id"] = (cid + "-" + "x" * OVERSIZED_ID_LENGTH)[:OVERSIZED_ID_LENGTH]
         out = [record]
         if pos == conflict_pos:
             out.append(record | {"active_users": users + 1, "events": events + 17})
