@@ -7,8 +7,9 @@
   variables: nested contexts add to the outer one; a new thread starts with none unless its context is
   copied with :func:`contextvars.copy_context`). JSON lines always have ``run_id`` and ``day`` keys.
 * :func:`redact` removes credentials by pattern (``password=``, ``Bearer …``, ``user:pass@`` in URLs, Teams
-  webhook URLs, …) and every value registered with :func:`register_secret` (the settings' secrets, see
-  :func:`secrets_from_settings`).
+  webhook URLs, …) and every value registered with :func:`register_secret` (the settings' secrets and
+  every part of a configured URL that can carry one, in each form an echoing peer may give it: see
+  :func:`secrets_from_settings` and :mod:`company_activity.redact`).
 """
 
 from __future__ import annotations

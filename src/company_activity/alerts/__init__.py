@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Literal, Protocol
 import tenacity
 
 from ..errors import TerminalError
-from ..redact import redact
+from ..redact import clip, redact
 from ..run.vocab import command_head
 
 if TYPE_CHECKING:
@@ -289,10 +289,12 @@ class Alerter:
             self._held.append(alert)
         return True
 
-    def flush(self, run_id: str) -> Alert | None:
+    def flush(self, run_id: str, verdicts: Sequence[tuple[date, str, str]] = ()) -> Alert | None:
         """Send the run's summary of the held alerts to the sinks other than the log (digest mode).
 
-        One held alert is sent as it is; several as one "run summary". Returns what was sent.
+        One held alert is sent as it is; several as one "run summary", which also lists ``verdicts``: the
+        run's days as the read model judges them now, (day, verdict, note), in the words ``status`` uses.
+        Returns what was sent.
         """
         held, self._held = self._held, []
         if not held or not self._remote:
@@ -301,7 +303,11 @@ class Alerter:
             self._deliver(held[0], self._remote)
             return held[0]
         counts = _counts(self.sent)
-        summary = redacted(run_summary_alert(run_id, held, counts, first_error_sent=self._first_error_sent))
+        summary = redacted(
+            run_summary_alert(
+                run_id, held, counts, first_error_sent=self._first_error_sent, verdicts=verdicts
+            )
+        )
         self.summary = summary
         self._deliver(summary, self._remote)
         return summary
@@ -354,9 +360,15 @@ def _counts(alerts: Sequence[Alert]) -> dict[str, int]:
 
 
 def run_summary_alert(
-    run_id: str, held: Sequence[Alert], counts: dict[str, int], *, first_error_sent: bool
+    run_id: str,
+    held: Sequence[Alert],
+    counts: dict[str, int],
+    *,
+    first_error_sent: bool,
+    verdicts: Sequence[tuple[date, str, str]] = (),
 ) -> Alert:
-    """One alert that lists ``held`` (each with its day, step and rerun command), most severe first."""
+    """One alert that lists ``held`` (each with its day, step and rerun command), most severe first, then
+    the run's days by verdict (each day that is not ok with its verdict and why)."""
     rank = {"error": 0, "warning": 1, "info": 2}
     ordered = sorted(held, key=lambda a: (rank[a.severity], a.day or date.min, a.step or ""))
     lines = [_summary_line(a) for a in ordered[:SUMMARY_LINES]]
@@ -371,6 +383,13 @@ def run_summary_alert(
     intro = "this run: " + ", ".join(parts)
     if first_error_sent:
         intro += " (the first error was sent on its own)"
+    if verdicts:
+        tally: dict[str, int] = {}
+        for _, word, _ in verdicts:
+            tally[word] = tally.get(word, 0) + 1
+        lines.append("days now: " + ", ".join(f"{n} {word}" for word, n in tally.items()))
+        shown = [(d, word, note) for d, word, note in verdicts if word != "ok"][:SUMMARY_LINES]
+        lines.extend(f"- {d.isoformat()} {word}: {_shorten(note, 200)}" for d, word, note in shown)
     return Alert(
         worst,
         "run summary",
@@ -390,8 +409,8 @@ def _summary_line(alert: Alert) -> str:
 
 
 def _shorten(text: str, limit: int) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    """One line of at most ``limit`` characters, redacted before and after the cut (:func:`clip`)."""
+    return clip(text, limit)
 
 
 __all__ = [

@@ -3,7 +3,10 @@ TLS), login when the URL carries credentials, a multipart/alternative message wi
 
 ``COMPANY_ACTIVITY_SMTP_URL`` is ``smtp://user:password@host:port`` (port 587 by default) or
 ``smtps://user:password@host:port`` (port 465 by default); user and password are percent-decoded. The
-password is registered for redaction and never appears in an exception's text or a log line.
+password is registered for redaction (as written and decoded, with ``user:password`` and the base64 the
+AUTH PLAIN and LOGIN exchanges carry) and never appears in an exception's text or a log line. A server's
+reply is quoted decoded and through :func:`~company_activity.redact.clip`: a server that echoes the login
+or the AUTH exchange in a refusal leaks nothing.
 
 Transient failures (connection refused or dropped, timeouts, 4xx replies) are retried; permanent ones
 (5xx replies, authentication refused, TLS verification failed) fail at once.
@@ -11,6 +14,7 @@ Transient failures (connection refused or dropped, timeouts, 4xx replies) are re
 
 from __future__ import annotations
 
+import base64
 import email.policy
 import html
 import ipaddress
@@ -25,13 +29,14 @@ from email.utils import formatdate, make_msgid, parseaddr
 from urllib.parse import unquote, urlsplit
 
 from ..errors import ConfigError
-from ..redact import register_secret
+from ..redact import clip, redact, register_secret, url_credentials
 from ..web.links import run_url as ui_run_url
 from . import PRODUCT, Alert, AlertDeliveryError, DeliveryPolicy, describe_error, once_note
 
 log = logging.getLogger("company_activity.alerts.email")
 
 DEFAULT_PORTS = {"smtp": 587, "smtps": 465}
+_MAX_REPLY = 300  # characters of a server's reply quoted in a delivery error
 # headers up to RFC 5322's 998 characters stay on one line (the stdlib folds a long subject oddly)
 _POLICY = email.policy.SMTP.clone(max_line_length=998)
 
@@ -69,9 +74,10 @@ def parse_smtp_url(url: str) -> SmtpTarget:
         raise ConfigError(f"{name}: the URL must be scheme://user:password@host:port, nothing after the port")
     username = unquote(parts.username) if parts.username else None
     password = unquote(parts.password) if parts.password is not None else None
+    for secret in url_credentials(url):  # the password, user:password, the AUTH base64 forms
+        register_secret(secret)
     if password is not None:
-        register_secret(password)
-        register_secret(parts.password)
+        _register_login(username or "", password)
     if password and not username:
         raise ConfigError(f"{name}: a password without a user name")
     return SmtpTarget(
@@ -179,7 +185,7 @@ class EmailSink:
         self.ui_url = ui_url  # the web UI, linked from each message
         self.target = smtp if isinstance(smtp, SmtpTarget) else parse_smtp_url(smtp)
         if self.target.password:
-            register_secret(self.target.password)
+            _register_login(self.target.username or "", self.target.password)
         if not recipients:
             raise ConfigError("COMPANY_ACTIVITY_ALERT_EMAIL_TO: no recipients")
         self.sender = sender
@@ -209,7 +215,7 @@ class EmailSink:
         try:
             retrying(self._deliver, message)
         except Exception as exc:
-            error = self._safe(describe_error(exc))
+            error = self._safe(_describe(exc))
         self.failing = error is not None
         if error is not None:  # raised outside the handler: nothing chained
             raise AlertDeliveryError(
@@ -269,7 +275,31 @@ class EmailSink:
     def _safe(self, text: str) -> str:
         if self.target.password:
             text = text.replace(self.target.password, "***")
-        return text
+        return redact(text)
+
+
+def _register_login(user: str, password: str) -> None:
+    """The password and what the AUTH exchanges carry of it (PLAIN: base64 of NUL user NUL password;
+    LOGIN: base64 of the password), which an echoing server may repeat."""
+    register_secret(password)
+    for raw in (f"\0{user}\0{password}", password, f"{user}\0{password}"):
+        register_secret(base64.b64encode(raw.encode()).decode())
+
+
+def _reply(reply: bytes | str) -> str:
+    """A server's reply, decoded (never a ``b'…'`` repr, whose escapes would hide a secret), redacted, cut."""
+    text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)
+    return clip(text, _MAX_REPLY)
+
+
+def _describe(exc: BaseException) -> str:
+    """A delivery failure in one line: the SMTP code and the server's reply through :func:`_reply`."""
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        refused = "; ".join(f"{rcpt}: {code} {_reply(msg)}" for rcpt, (code, msg) in exc.recipients.items())
+        return redact(f"{type(exc).__name__}: recipients refused: {refused}")
+    if isinstance(exc, smtplib.SMTPResponseException):  # connect, helo, sender, data, auth replies
+        return redact(f"{type(exc).__name__}: {exc.smtp_code} {_reply(exc.smtp_error)}")
+    return describe_error(exc)
 
 
 def _login(smtp: smtplib.SMTP, user: str, password: str) -> None:

@@ -1,8 +1,13 @@
 """Microsoft Teams alerts through a Workflows incoming webhook, as an Adaptive Card.
 
-The webhook URL is a secret (its ``sig`` parameter is the credential): it is registered for redaction,
-never logged and never part of an exception's text. Delivery is retried on 5xx, 429 (honouring
-``Retry-After``), 408 and transport errors; any other answer fails at once.
+The webhook URL is a secret as a whole, whatever its host (its path and its ``sig`` parameter are the
+credential): it, its path and query, and each query value and path segment that may carry a credential
+are registered for redaction, in every form a receiver may echo them; the URL is never logged and never
+part of an exception's text, and a receiver's error body is quoted only through
+:func:`~company_activity.redact.clip` (redacted, cut, redacted again).
+
+Delivery is retried on 5xx, 429 (honouring ``Retry-After``), 408 and transport errors; any other answer
+fails at once.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from typing import Any
 import httpx
 
 from ..logs import silence_url_logging
-from ..redact import register_secret, url_secret_parts
+from ..redact import clip, redact, register_secret, url_secret_parts
 from ..web.links import run_url as ui_run_url
 from . import Alert, AlertDeliveryError, DeliveryPolicy, describe_error, once_note
 
@@ -24,6 +29,7 @@ log = logging.getLogger("company_activity.alerts.teams")
 CARD_CONTENT_TYPE = "application/vnd.microsoft.card.adaptive"
 CARD_VERSION = "1.4"
 _MAX_TEXT = 3000  # characters of message shown on a card (Teams refuses payloads over ~28 KB)
+_MAX_DETAIL = 200  # characters of a receiver's error body quoted in a delivery error
 _COLOURS = {"error": "Attention", "warning": "Warning", "info": "Accent"}
 
 
@@ -167,7 +173,7 @@ class TeamsSink:
         if response.is_success:
             return
         status = response.status_code
-        detail = self._safe(" ".join(response.text.split())[:200])
+        detail = self._safe(clip(response.text, _MAX_DETAIL))  # the receiver's text: it may echo the URL
         if status in (408, 429) or status >= 500:
             raise _Retryable(status, _retry_after(response), detail)
         raise _Refused(status, detail)
@@ -179,7 +185,7 @@ class TeamsSink:
         for piece in (parsed.query.decode(), parsed.path):
             if len(piece) > 8:
                 text = text.replace(piece, "<redacted>")
-        return text
+        return redact(text)
 
 
 def _retry_after(response: httpx.Response) -> float | None:

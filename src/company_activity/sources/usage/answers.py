@@ -9,10 +9,14 @@ from typing import NoReturn
 import httpx
 
 from ...errors import ApiTransientError, DateNotAvailable, DateNotFinal, InvalidRequest
+from ...redact import clip
 from .contract import decode_json
 from .retry import parse_retry_after
 
 __all__ = ["describe", "error_code", "raise_for_status", "raise_transient_or_other"]
+
+#: characters of an error body's ``error`` field a message quotes (a peer may echo anything in it)
+CODE_CHARS = 64
 
 #: statuses worth retrying (besides 429): the spec's 500/502/503/504, plus 408 and the rest of 5xx
 #: except "not implemented" and "HTTP version not supported", which no retry can change.
@@ -22,12 +26,13 @@ Redact = Callable[[str], str]
 
 
 def error_code(response: httpx.Response, redact: Redact) -> str | None:
-    """The ``error`` field of an error body (redacted, shortened), or None."""
+    """The ``error`` field of an error body, or None: the peer's text, so redacted (the client's own
+    secrets by ``redact``, then every registered one), cut, and redacted again (:func:`clip`)."""
     doc = decode_json(response.content)
     code = doc.get("error") if type(doc) is dict else None
     if type(code) is not str or not code:
         return None
-    return redact(code if len(code) <= 64 else code[:61] + "...")
+    return redact(clip(redact(code), CODE_CHARS)) or None
 
 
 def describe(response: httpx.Response, redact: Redact, code: str | None = None) -> str:

@@ -19,6 +19,7 @@ from typing import Any, Protocol
 import httpx
 
 from ...errors import ApiTransientError, ConfigError, CredentialsRejected
+from ...redact import register_secret, url_credentials
 from . import answers
 from .contract import INVALID, decode_json
 from .retry import Retrier
@@ -158,6 +159,9 @@ class Authenticator:
         self._redact = redact
         self._keep_secret = keep_secret
         self._tokens = TokenCache()
+        # what a peer may echo into a message: the credentials, and those of the URL (user-info, query)
+        for secret in [*creds.secrets(), *url_credentials(token_url)]:
+            register_secret(secret)
 
     def headers(self, day: date) -> tuple[dict[str, str], str | None]:
         """The auth headers for a request about ``day``, and the token they carry (None: API key)."""
@@ -214,6 +218,7 @@ class Authenticator:
         if status == 200:
             token, expires_in = token_of(response.content, day)
             self._keep_secret(token)
+            register_secret(token, transient=True)  # an echoing data endpoint may repeat it, in any form
             return token, expires_in, requested_at
         desc = answers.describe(response, self._redact)
         if status in (400, 401):
