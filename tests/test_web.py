@@ -104,8 +104,17 @@ def test_hostile_names_are_escaped(http: httpx.Client, site: Site) -> None:
 
 
 def test_churn_list_and_csv(http: httpx.Client, site: Site) -> None:
-    data = http.get("/api/churn", params={"date": LAST.isoformat()}).json()
+    data = http.get(
+        "/api/churn", params={"date": LAST.isoformat(), "sort": "company_id", "order": "asc"}
+    ).json()
     assert [c["company_id"] for c in data["companies"]] == site.churn_ids
+    default = http.get("/api/churn", params={"date": LAST.isoformat()}).json()  # most at risk first
+    assert (default["sort"], default["order"]) == ("days_since_usage", "desc")
+    assert sorted(c["company_id"] for c in default["companies"]) == site.churn_ids
+    waits = [c["days_since_usage"] for c in default["companies"]]
+    assert waits == [w for w in waits if w is None] + sorted(
+        (w for w in waits if w is not None), reverse=True
+    )
     assert data["total"] == len(site.churn_ids)
     assert all(len(c["trend"]) == data["trend_days"] for c in data["companies"])
     by_name = http.get("/api/churn", params={"date": LAST.isoformat(), "sort": "company_id", "order": "desc"})

@@ -161,7 +161,7 @@ def test_a_click_in_the_churn_list_opens_the_company(
     assert first in watched.page.inner_text("dl.facts")
     assert watched.errors == []
     # sorting: a click on the header sorts descending
-    watched.open(f"{server.url}/churn?date={LAST.isoformat()}")
+    watched.open(f"{server.url}/churn?date={LAST.isoformat()}&sort=company_id&order=asc")
     watched.page.get_by_role("link", name="Company id ▲").click()
     watched.page.wait_for_load_state("networkidle")
     ids = watched.page.locator("#churn-table tbody tr td:first-child").all_inner_texts()

@@ -23,7 +23,6 @@ UI = "ui.sql"
 MAX_RANGE_DAYS = 3700  # ten years of days
 DEFAULT_RANGE_DAYS = 90
 TREND_DAYS = 14
-LAST_USAGE_LOOKBACK = 30  # days the churn list looks back for a company's last usage (sql/ui.sql)
 MIN_DAY, MAX_DAY = date(1970, 1, 1), date(9999, 1, 1)
 CHURN_SORTS = ("company_id", "company_name", "country", "industry_tag", "last_contact_at", "days_since_usage")
 
@@ -215,46 +214,58 @@ def _periods(days: list[dict[str, Any]], start_of: Any, end_of: Any) -> list[dic
 
 # -- churn --------------------------------------------------------------------------------------------------
 def churn(s: Session, day: date | None, sort: str, order: str) -> dict[str, Any]:
+    """The churn-risk companies as of ``day`` (default: the latest built day), sorted by ``sort``.
+
+    A company's last usage is looked for back to the first day loaded (``first_day``); one with none in
+    the warehouse has ``days_since_usage`` None and ``no_usage_since`` = that day. Those are the most at
+    risk: they come first whenever the list is sorted by ``days_since_usage`` (the default, descending),
+    either way; a value missing in another column (a company not in the CRM) sorts last.
+    """
     if sort not in CHURN_SORTS:
         raise BadRequest(f"sort={excerpt(sort)}: use one of {', '.join(CHURN_SORTS)}")
     if order not in ("asc", "desc"):
         raise BadRequest(f"order={excerpt(order)}: use asc or desc")
+    first, last = data_range(s)
     if day is None:
-        day = data_range(s)[1]
-    if day is None:
-        return {
-            "day": None,
-            "total": 0,
-            "companies": [],
-            "trend_days": TREND_DAYS,
-            "lookback_days": LAST_USAGE_LOOKBACK,
-            "sort": sort,
-            "order": order,
-        }
+        day = last
+    head: dict[str, Any] = {"trend_days": TREND_DAYS, "sort": sort, "order": order}
+    if day is None or first is None or day < first:
+        return {"day": iso(day), "first_day": iso(first), "total": 0, "companies": [], **head}
+    window_start = (day - timedelta(days=TREND_DAYS - 1)).replace(day=1)
+    params = {
+        "day": day,
+        "first_day": first,
+        "first_month": first.replace(day=1),
+        "window_start": window_start,
+    }
     companies = []
-    for r in s.rows(UI, "churn_list", {"day": day}):
+    for r in s.rows(UI, "churn_list", params):
         used = r["last_usage"]
         c = jsonable(
             {k: r[k] for k in ("company_id", "company_name", "country", "industry_tag", "last_contact_at")}
         )
         c["last_usage"] = iso(used)
         c["days_since_usage"] = (day - used).days if used else None
+        c["no_usage_since"] = None if used else first.isoformat()
         c["trend"] = [None if r[f"t{k}"] is None else int(r[f"t{k}"]) for k in range(TREND_DAYS - 1, -1, -1)]
         companies.append(c)
-    reverse = order == "desc"
-    present = [c for c in companies if c[sort] is not None]
-    missing = [c for c in companies if c[sort] is None]
-    present.sort(key=lambda c: (c[sort], c["company_id"]), reverse=reverse)
-    ordered = present + missing  # companies without the value last, either way
     return {
         "day": day.isoformat(),
+        "first_day": first.isoformat(),
         "total": len(companies),
-        "trend_days": TREND_DAYS,
-        "lookback_days": LAST_USAGE_LOOKBACK,
-        "sort": sort,
-        "order": order,
-        "companies": ordered,
+        **head,
+        "companies": sort_churn(companies, sort, order),
     }
+
+
+def sort_churn(companies: list[dict[str, Any]], sort: str, order: str) -> list[dict[str, Any]]:
+    """Sorted by ``sort`` (ties by company id); companies without the value last, but for
+    ``days_since_usage``, where no value means no usage in the warehouse: first, either way."""
+    present = [c for c in companies if c[sort] is not None]
+    missing = sorted((c for c in companies if c[sort] is None), key=lambda c: c["company_id"])
+    present.sort(key=lambda c: c["company_id"])
+    present.sort(key=lambda c: c[sort], reverse=order == "desc")  # stable: ties stay by company id
+    return missing + present if sort == "days_since_usage" else present + missing
 
 
 CSV_COLUMNS = (
@@ -265,6 +276,7 @@ CSV_COLUMNS = (
     "last_contact_at",
     "last_usage",
     "days_since_usage",
+    "no_usage_since",
 )
 
 

@@ -166,8 +166,8 @@ def api_churn(
     date: str | None = Query(
         None, description="YYYY-MM-DD (default: the latest built day)", json_schema_extra=_DATE
     ),
-    sort: ChurnSort = "company_id",
-    order: Order = "asc",
+    sort: ChurnSort = "days_since_usage",  # the most at risk first: no usage in the warehouse, longest silent
+    order: Order = "desc",
 ) -> Json:
     _given(date=date)
     return churn_data(_reader(request), date, sort, order)
@@ -257,7 +257,7 @@ def page_days(request: Request, start: str | None = None, end: str | None = None
 
 @page_router.get("/churn")
 def page_churn(
-    request: Request, date: str | None = None, sort: str = "company_id", order: str = "asc"
+    request: Request, date: str | None = None, sort: str = "days_since_usage", order: str = "desc"
 ) -> HTMLResponse:
     data = churn_data(_reader(request), date, sort, order)
     data["companies"] = data["companies"][:CHURN_PAGE_ROWS]
@@ -266,7 +266,7 @@ def page_churn(
 
 @page_router.get("/churn.csv")
 def page_churn_csv(
-    request: Request, date: str | None = None, sort: str = "company_id", order: str = "asc"
+    request: Request, date: str | None = None, sort: str = "days_since_usage", order: str = "desc"
 ) -> Response:
     data = churn_data(_reader(request), date, sort, order)
     out = io.StringIO()
