@@ -33,6 +33,7 @@ from typing import Any, NoReturn
 import orjson
 
 from ...errors import UsageDataError
+from ...redact import clip
 from ...redact import excerpt as redacted_excerpt
 
 __all__ = [
@@ -164,7 +165,7 @@ def excerpt(value: Any, limit: int = EXCERPT_CHARS) -> str:
             text = orjson.dumps(value).decode()
         except (TypeError, orjson.JSONEncodeError):
             text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    return clip(text, limit)  # redacted before and after the cut (a peer may echo a secret)
 
 
 def _kind(value: Any) -> str:
