@@ -242,7 +242,7 @@ def test_report_is_one_self_contained_file(site: Site, tmp_path: Path) -> None:
     )
     assert result.exit_code == 0, result.output
     page = out.read_text(encoding="utf-8")
-    assert "plotly.js v" in page  # inlined
+    assert "plotly.js (basic - minified) v" in page  # inlined: the partial bundle
     markup = re.sub(
         r"<script>.*?</script>", "<script></script>", page, flags=re.S
     )  # outside the inlined code

@@ -103,8 +103,9 @@ def render(template: str, **context: Any) -> str:
     context.setdefault("base", "")
     context.setdefault("today", utc_today())
     if context["inline"]:
+        plotly = Path(context.pop("plotly_js", None) or plotly_js_path())  # the report: a partial bundle
         context["inline_assets"] = {
-            "plotly": plotly_js_path().read_text(encoding="utf-8").replace("</script", "<\\/script"),
+            "plotly": plotly.read_text(encoding="utf-8").replace("</script", "<\\/script"),
             "js": static_path("app.js").read_text(encoding="utf-8"),
             "css": static_path("app.css").read_text(encoding="utf-8"),
         }
