@@ -10,6 +10,7 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +18,18 @@ import pytest
 from click.testing import CliRunner
 
 from company_activity.cli import main
+from company_activity.run.vocab import use_config_file
 from company_activity.web.report import PLOTLY_BASIC, share_arrays
 
 CHROMIUM = "/usr/bin/chromium"
 LIMIT = 1_500_000  # bytes
+
+
+@pytest.fixture(autouse=True)
+def _no_config_left_behind() -> Iterator[None]:
+    """`--config FILE` is remembered process-wide for the commands the output suggests: forget it after."""
+    yield
+    use_config_file(None)
 
 
 @pytest.fixture(scope="module")
