@@ -230,7 +230,8 @@ def test_the_strip_shows_each_days_verdict(watched: Watched, server: BackgroundS
         assert LOOK[verdict].glyph in text  # … and its glyph, for a reader without colour
     weekdays = watched.page.locator("#calendar th.weekday").all_inner_texts()
     assert weekdays == ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
-    assert watched.page.locator("#calendar th.month").all_inner_texts() == ["Nov 2026"]
+    months = watched.page.locator("#calendar th.month").all_inner_texts()
+    assert [" ".join(m.split()) for m in months] == ["Nov 2026"]
     today = watched.page.locator("#calendar .day.today")
     assert today.count() == 1 and today.get_attribute("data-day") == TODAY.isoformat()
     assert today.get_attribute("aria-current") == "date"

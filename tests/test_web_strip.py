@@ -88,6 +88,8 @@ def test_the_strip_labels_each_month_and_the_year() -> None:
     assert [(m.label, m.year) for m in s.months] == [("Nov", 2026), ("Dec", None), ("Jan", 2027)]
     weeks = len(s.rows[0][1])
     assert sum(m.span for m in s.months) == weeks
+    # Dec's label starts over the week holding 1 December (30 Nov … 6 Dec), Jan's over 28 Dec … 3 Jan
+    assert [m.span for m in s.months] == [2, 4, 5]
     assert not s.today_shown and not any(c.today for _, row in s.rows for c in row)
     assert s.summary == "70 days: 70 ok"
 

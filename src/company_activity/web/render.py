@@ -327,7 +327,8 @@ def day_title(day: str, verdict: str, note: str = "") -> str:
 
 
 def strip(days: list[dict[str, Any]], today: date | None = None) -> Strip:
-    """The strip of ``days`` (calendar entries, oldest first): Monday-to-Sunday columns, a label per month."""
+    """The strip of ``days`` (calendar entries, oldest first): Monday-to-Sunday columns, a label per month
+    (over the weeks whose last day shown is in it; the year on the first label and on each January)."""
     today = today or utc_today()
     if not days:
         return Strip([(w, []) for w in WEEKDAYS], [], today.isoformat(), False, summary(days))
@@ -355,8 +356,9 @@ def strip(days: list[dict[str, Any]], today: date | None = None) -> Strip:
         columns.append(column)
     months: list[Month] = []
     for column in columns:
-        shown = next(c for c in column if c.verdict is not None)  # every column has a day of the range
-        start = date.fromisoformat(shown.day)
+        # a week's month is that of its last day shown: a label starts over the week holding the 1st
+        shown = [c for c in column if c.verdict is not None]  # every column has a day of the range
+        start = date.fromisoformat(shown[-1].day)
         name = MONTHS[start.month - 1]
         if months and months[-1].label == name:
             months[-1] = Month(name, months[-1].year, months[-1].span + 1)
