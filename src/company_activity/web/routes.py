@@ -81,9 +81,9 @@ def day_data(reader: Reader, settings: Settings, day: str) -> Json:
     the_day = q.parse_day(day, "day")
     assert the_day is not None
     with reader.session() as s:
-        usage = s.one(q.UI, "day_usage", {"day": the_day})
-        manifest = _manifest(settings, the_day.isoformat(), usage.get("raw_run_id") if usage else None)
-        return q.day_detail(s, the_day, manifest)
+        return q.day_detail(
+            s, the_day, lambda raw_run_id: _manifest(settings, the_day.isoformat(), raw_run_id)
+        )
 
 
 def _manifest(settings: Settings, day: str, raw_run_id: str | None) -> Json | None:
