@@ -221,6 +221,22 @@ def test_one_oversized_id_is_quarantined_and_the_rest_of_the_day_published_then_
     assert "_quarantine.json" in alert
     assert "usage records quarantined" in result.output  # the alert was sent, not only recorded
 
+    # status and runs show it (issue 23's read model): the day is a warning that says why
+    shown = world.cli("status", "--json", "--days", "30")
+    assert shown.exit_code == 0, shown.output
+    (day_row,) = [r for r in json.loads(shown.output) if r["day"] == DAY.isoformat()]
+    assert (day_row["verdict"], day_row["usage_quarantined"]) == ("warning", 1)
+    assert "1 usage record quarantined" in day_row["verdict_note"]
+    one = json.loads(world.cli("status", "--day", DAY.isoformat(), "--json").output)
+    assert [(q["page"], q["record_index"], q["reason"]) for q in one["quarantined"]] == [
+        (page, index, LONG_REASON)
+    ]
+    runs = json.loads(world.cli("runs", "--json").output)
+    shown_run = json.loads(world.cli("runs", "show", runs[0]["run_id"], "--json").output)
+    (usage_step,) = [st for st in shown_run["steps"] if st["step"] == "ingest_usage"]
+    assert (usage_step["status"], usage_step["rows_rejected"]) == ("warning", 1)
+    assert [d["verdict"] for d in shown_run["days"] if d["day"] == DAY.isoformat()] == ["warning"]
+
     # replay re-reads the lake: the same records quarantined again, the same day published
     before = world.quarantine_rows(DAY)
     replayed = world.cli("replay", "--date", DAY.isoformat())
