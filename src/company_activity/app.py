@@ -22,8 +22,10 @@ from .alerts import AlertSink
 from .alerts.factory import sinks_from_settings
 from .config import Settings
 from .failures import storage_errors
+from .preflight import setting_origin
 from .redact import register_secret, secrets_from_settings
 from .run.context import Resources
+from .run.vocab import config_file_in_use
 from .sources.usage_api import RetryPolicy, UsageApiClient
 from .state import RunStateStore
 from .stopping import StopSignal
@@ -102,6 +104,8 @@ class App:
                     rate_limit=s.api_rate_limit,
                     rate_floor=s.api_rate_floor,  # issue 9: AIMD floor
                     max_pages_per_day=s.api_max_pages_per_day,  # issue 9: page cap
+                    # issue 23: an unreachable API is named with where its URL was configured
+                    url_origin=setting_origin("api_url", s.api_url, config_file_in_use()),
                     retry=RetryPolicy(
                         max_attempts=s.api_max_attempts,
                         backoff_initial=s.api_backoff_initial,

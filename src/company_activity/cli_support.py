@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shlex
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date
@@ -23,6 +25,7 @@ if TYPE_CHECKING:
 __all__ = [
     "Context",
     "alert_counts",
+    "demo_pointer",
     "echo",
     "errors",
     "parse_date",
@@ -68,17 +71,44 @@ def echo(text: str) -> None:
 
 @contextmanager
 def reader(ctx: click.Context) -> Iterator[Warehouse]:
-    """A read-only connection to the configured warehouse; creates nothing."""
+    """A read-only connection to the configured warehouse; creates nothing.
+
+    With no warehouse there and no ``--config`` given, the error points at the demo's settings file when
+    one is in the current folder (``make demo`` writes ``data/demo/company-activity.toml``).
+    """
     settings = ctx.obj.settings()
     check_settings(settings, needs_api=False)  # the whole configuration, before anything is opened
     setup_logging(settings)
-    wh = connect(settings.run_state, lock_timeout=settings.lock_timeout, read_only=True)
+    try:
+        wh = connect(settings.run_state, lock_timeout=settings.lock_timeout, read_only=True)
+    except WarehouseError as exc:
+        raise WarehouseError(f"{exc}{demo_pointer(ctx)}") from None
     try:
         if wh.schema_version() is None:
             raise WarehouseError(f"warehouse {wh.location} has no company-activity schema yet")
         yield wh
     finally:
         wh.close()
+
+
+def demo_pointer(ctx: click.Context) -> str:
+    """``; the demo's warehouse is configured in FILE: company-activity --config FILE status`` when the
+    command ran without ``--config`` and the demo's settings file is in the current folder; else ``""``."""
+    from .demo import CONFIG_NAME, DEFAULT_DIR
+
+    config = os.path.relpath(os.path.join(DEFAULT_DIR, CONFIG_NAME))
+    if ctx.find_root().obj.config_file is not None or not os.path.isfile(config):
+        return ""
+    names = []
+    node: click.Context | None = ctx
+    while node is not None and node.parent is not None:  # the sub-command's words, without the program's
+        names.append(node.info_name or "")
+        node = node.parent
+    command = " ".join(shlex.quote(n) for n in reversed(names) if n)
+    return (
+        f"; the demo's warehouse is configured in {config}: "
+        f"company-activity --config {shlex.quote(config)} {command}"
+    )
 
 
 def print_report(report: RunReport) -> None:

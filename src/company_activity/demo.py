@@ -7,13 +7,14 @@ import logging
 import os
 import shutil
 import sys
-from collections.abc import Callable
+import tomllib
+from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, NamedTuple
 
 from .config import Settings
 from .logs import configure
-from .pipeline import Pipeline
+from .pipeline import Pipeline, RunReport
 from .run.vocab import use_config_file
 from .simulator import SimulatorOptions, SimulatorServer
 from .simulator.cli import default_epoch
@@ -35,7 +36,8 @@ def run_demo(
     lake_root = os.path.join(folder, "lake")
     # issue 13: a configured spark:ROOT is kept (its run state in the demo's state file, unless set)
     place = demo_warehouse(base, folder)
-    # the demo starts from scratch every time: its folder holds nothing but what it made last time
+    # the demo starts from empty tables every time; on DuckDB the previous demo is moved aside, not lost
+    moved = move_previous_demo(folder) if place.spark_root is None else None
     for stale in place.duckdb_files:
         for path in (stale, stale + ".wal", stale + ".lock"):
             if os.path.exists(path):
@@ -43,20 +45,28 @@ def run_demo(
     if place.spark_root is not None and place.duckdb_files:  # the run state is the demo's own too
         clear_spark_tables(place.spark_root)
     shutil.rmtree(lake_root, ignore_errors=True)
+    if moved is not None:
+        shown = _shown(os.path.join(moved, CONFIG_NAME))
+        echo(f"moved the previous demo (warehouse, lake, settings) aside to {_shown(moved)}/")
+        echo(f"  its status: {_command()} --config {shown} status")
     warehouse = place.warehouse
     today = base.today or datetime.now(UTC).date()
     first = today - timedelta(days=days)
     # the synthetic world starts two weeks before the demo's first day, so late joiners show up; with the
     # default 14 days it is the world `company-activity simulate-api` serves by default too
     epoch = min(default_epoch(today), first - timedelta(days=14))
-    options = SimulatorOptions(seed=seed, companies=companies, epoch=epoch, today=today)
+    # the demo's world keeps its weekday seasonality in the user counts: the daily record count stays
+    # level, so the volume check (a drop of more than 10 %) has nothing to say about a normal week
+    options = SimulatorOptions(
+        seed=seed, companies=companies, epoch=epoch, seasonality=DEMO_SEASONALITY, today=today
+    )
     with SimulatorServer(options) as sim:
         last = today - timedelta(days=1)
         lake = open_lake(lake_root)
         written = sim.data.write_crm_snapshots(
             lake, [first + timedelta(days=k) for k in range(days)], template=base.crm_path
         )
-        echo(f"API simulator on {sim.url} ({companies} companies, seed {seed})")
+        echo(f"API simulator on {sim.url} ({companies} companies, seed {seed}, fewer users at weekends)")
         echo(f"wrote {len(written)} CRM snapshots to {lake.url('crm/')}")
         settings = base.model_copy(
             update={
@@ -88,9 +98,8 @@ def run_demo(
             report = pipeline.run()
             query = _querier(pipeline, spark=place.spark_root is not None)
             echo("")
-            echo("day          rows  active  churn-risk  not-in-CRM")
-            for day, rows, active, churn, missing in query(DAY_SUMMARY, {}):
-                echo(f"{day.isoformat()}  {rows:>5}  {active:>6}  {churn:>10}  {missing:>10}")
+            for line in day_table(query(DAY_SUMMARY, {}), report):
+                echo(line)
             churn_rows = query(CHURN_RISK, {"day": last.isoformat()})
             echo("")
             echo(f"churn-risk companies on {last.isoformat()} (no usage for 7 days): {len(churn_rows)}")
@@ -112,7 +121,10 @@ def run_demo(
         echo(f"  what the run did:       {ca} runs show {report.run_id}")
         echo(f"  the web UI:             {ca} serve   (then open http://127.0.0.1:8080/)")
         echo(f"  the demo's API again:   {ca} simulate-api &   (the same world, on port {DEMO_PORT})")
-        echo(f"  re-run a day:           {ca} rerun --date {last.isoformat()}   (with that API running)")
+        echo(
+            f"  re-run a day:           {ca} rerun --date {last.isoformat()} --from-step ingest_crm   "
+            "(all its steps again: its CRM file, its usage from that API, its build)"
+        )
     logging.getLogger("company_activity").handlers.clear()
     return report.exit_code
 
@@ -121,10 +133,44 @@ def run_demo(
 #: translated like the model (:meth:`SparkDataEngine.query`), on Spark
 DAY_SUMMARY = (
     "select activity_date, count(*), sum(case when active_users > 0 then 1 else 0 end), "
-    "sum(case when is_churn_risk then 1 else 0 end), "
+    "sum(active_users), sum(case when is_churn_risk then 1 else 0 end), "
     "sum(case when company_name is null then 1 else 0 end) "
     "from analytics.company_daily_activity group by activity_date order by activity_date"
 )
+
+#: the demo table's columns, in the words `status` uses for the same numbers (records, rows, …)
+TABLE_HEADER = "day         CRM rows  records  rows  active companies  active users  churn risk  not in CRM"
+#: what each column counts, printed under the table
+TABLE_LEGEND = (
+    "CRM rows: the day's CRM snapshot; records: the API's usage records of the day; rows: the day's rows",
+    "of analytics.company_daily_activity, one per company (CRM rows + not in CRM); active companies: rows",
+    "with active_users > 0 (a record may have 0 active users, so they can be fewer than records); active",
+    "users: their sum, lower at weekends. `status` shows CRM rows, records, rows and churn risk too.",
+)
+
+
+def day_table(summary: Sequence[tuple[Any, ...]], report: RunReport) -> list[str]:
+    """The demo's per-day table: the run's CRM rows and API records, then the analytics rows' counts."""
+    loaded = {(s.step, s.day): s.rows_loaded for s in report.steps if s.status == "succeeded"}
+    lines = [TABLE_HEADER]
+    for day, rows, active, users, churn, missing in summary:
+        crm = _count(loaded.get(("ingest_crm", _as_date(day))))
+        records = _count(loaded.get(("ingest_usage", _as_date(day))))
+        lines.append(
+            f"{_as_date(day).isoformat()}  {crm:>8}  {records:>7}  {rows:>4}  {active:>16}  "
+            f"{int(users or 0):>12}  {churn:>10}  {missing:>10}"
+        )
+    return [*lines, "", *TABLE_LEGEND]
+
+
+def _count(value: int | None) -> str:
+    return "-" if value is None else str(value)
+
+
+def _as_date(value: Any) -> date:
+    return value.date() if isinstance(value, datetime) else value
+
+
 CHURN_RISK = (
     "select company_id, company_name, last_contact_at from analytics.company_daily_activity "
     "where activity_date = cast(:day as date) and is_churn_risk order by company_id"
@@ -200,6 +246,48 @@ def _querier(pipeline: Pipeline, *, spark: bool) -> Callable[[str, dict[str, obj
 
 #: the port of the demo's API when a user starts it again with `simulate-api --config …`
 DEMO_PORT = 8765
+#: the demo's world: weekday seasonality in the user counts only (a level daily record count)
+DEMO_SEASONALITY = "users"
+#: the demo's folder by default (``company-activity demo --dir``), its settings file and where the
+#: previous demo is moved when the demo runs again
+DEFAULT_DIR = os.path.join(".", "data", "demo")
+CONFIG_NAME = "company-activity.toml"
+PREVIOUS_DIR = "previous"
+
+
+def move_previous_demo(folder: str) -> str | None:
+    """Move what the last demo in ``folder`` made (its DuckDB warehouse, lake and settings) into
+    ``folder/previous/``, replacing the one kept there before; its settings are rewritten to point at the
+    moved warehouse and lake. Returns that folder, or None when ``folder`` holds no earlier warehouse."""
+    warehouse = os.path.join(folder, "warehouse.duckdb")
+    if not os.path.isfile(warehouse):
+        return None
+    target = os.path.join(folder, PREVIOUS_DIR)
+    shutil.rmtree(target, ignore_errors=True)
+    os.makedirs(target)
+    for name in ("warehouse.duckdb", "warehouse.duckdb.wal", "lake"):
+        if os.path.exists(os.path.join(folder, name)):
+            os.replace(os.path.join(folder, name), os.path.join(target, name))
+    config = os.path.join(folder, CONFIG_NAME)
+    if os.path.isfile(config):
+        _rewrite_config(config, os.path.join(target, CONFIG_NAME), folder, target)
+        os.remove(config)
+    return target
+
+
+def _rewrite_config(source: str, dest: str, old: str, new: str) -> None:
+    """The demo's settings file ``source`` as ``dest``, its paths below ``old`` now below ``new``."""
+    try:
+        with open(source, "rb") as fh:
+            values = tomllib.load(fh)
+    except (OSError, tomllib.TOMLDecodeError):
+        return  # not one the demo wrote: left out of the move, and replaced below
+    world = values.pop("simulator", {})
+    for key in ("warehouse", "state", "lake"):
+        value = values.get(key)
+        if isinstance(value, str) and value.startswith(old + os.sep):
+            values[key] = new + value[len(old) :]
+    _write_toml(dest, values, world if isinstance(world, dict) else {})
 
 
 def write_config(
@@ -213,7 +301,7 @@ def write_config(
     state: str | None = None,
 ) -> str:
     """Write the demo's settings (and its simulator's world) to ``folder/company-activity.toml``."""
-    path = os.path.join(folder, "company-activity.toml")
+    path = os.path.join(folder, CONFIG_NAME)
     values: dict[str, object] = {
         "warehouse": warehouse,
         "state": state,
@@ -229,9 +317,15 @@ def write_config(
         "seed": options.seed,
         "companies": options.companies,
         "epoch": options.epoch.isoformat(),
+        "seasonality": options.seasonality,
         "host": "127.0.0.1",
         "port": DEMO_PORT,
     }
+    _write_toml(path, values, world)
+    return path
+
+
+def _write_toml(path: str, values: dict[str, object], world: dict[str, object]) -> None:
     lines = [
         "# written by `company-activity demo`: the demo's warehouse, lake and API simulator.",
         "# Start the demo's API with `company-activity simulate-api --config THIS_FILE`, then use",
@@ -243,7 +337,6 @@ def write_config(
     ]
     with open(path, "w", encoding="utf-8") as fh:
         fh.write("\n".join(lines) + "\n")
-    return path
 
 
 def _toml(value: object) -> str:

@@ -6,12 +6,15 @@ recorded. A mistake raises :class:`~company_activity.errors.ConfigError` naming 
 
 from __future__ import annotations
 
+import os
+import tomllib
+from collections.abc import Mapping
 from datetime import UTC, date, datetime
 
 from .config import ENV_PREFIX, Settings
 from .errors import ConfigError
 
-__all__ = ["check_closed_day", "check_settings"]
+__all__ = ["check_closed_day", "check_settings", "setting_origin"]
 
 
 def check_settings(settings: Settings, *, needs_api: bool) -> None:
@@ -60,3 +63,30 @@ def check_range(settings: Settings, start: date, end: date, start_option: str) -
     if end < start:
         raise ConfigError(f"--end {end.isoformat()} is before {start_option} {start.isoformat()}")
     check_closed_day(settings, end, "--end")
+
+
+def setting_origin(
+    name: str,
+    value: object,
+    config_file: str | None,
+    environ: Mapping[str, str] | None = None,
+) -> str | None:
+    """Where setting ``name`` with its effective ``value`` came from, for messages that name it:
+    ``COMPANY_ACTIVITY_API_URL from the environment``, ``api_url in FILE``, or None (a default, or a value
+    the program set itself, such as the demo's own API). A source counts only if it holds that value."""
+    env = os.environ if environ is None else environ
+    variable = ENV_PREFIX + name.upper()
+    shown = str(value).rstrip("/")
+    for key, text in env.items():
+        if key.upper() == variable and text.strip() and text.strip().rstrip("/") == shown:
+            return f"{variable} from the environment"
+    if config_file is not None:
+        try:
+            with open(config_file, "rb") as fh:
+                table = tomllib.load(fh)
+        except (OSError, tomllib.TOMLDecodeError):
+            return None
+        for key, text in table.items():
+            if key.lower() == name and str(text).strip().rstrip("/") == shown:
+                return f"{name} in {config_file}"
+    return None

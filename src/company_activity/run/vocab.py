@@ -47,6 +47,11 @@ def use_config_file(path: str | None) -> None:
     _config_file = path
 
 
+def config_file_in_use() -> str | None:
+    """The settings file this process runs with (as given on the command line), or None."""
+    return _config_file
+
+
 def command_head() -> str:
     """``company-activity``, with ``--config PATH`` when the settings came from a file."""
     return "company-activity" + (f" --config {shlex.quote(_config_file)}" if _config_file else "")

@@ -9,6 +9,8 @@ from typing import Any
 
 import click
 
+from ..exits import exit_cannot_listen
+from .data import SEASONALITIES
 from .server import RETRY_AFTER_STYLES, SimulatorOptions, SimulatorServer, serve
 
 __all__ = ["WORLD_DAYS", "default_epoch", "simulate_api", "world_from_config"]
@@ -17,7 +19,10 @@ __all__ = ["WORLD_DAYS", "default_epoch", "simulate_api", "world_from_config"]
 #: whose companies started joining two weeks earlier), so `simulate-api` and `demo` share one world
 WORLD_DAYS = 28
 #: the keys of a config file's ``[simulator]`` table (written by `company-activity demo`)
-WORLD_KEYS = {"seed": int, "companies": int, "epoch": str, "host": str, "port": int}
+WORLD_KEYS = {"seed": int, "companies": int, "epoch": str, "seasonality": str, "host": str, "port": int}
+#: the world `simulate-api` serves unless told otherwise: the demo's (weekday seasonality in the user
+#: counts, a level daily record count: see simulator/data.py)
+WORLD_SEASONALITY = "users"
 
 
 def default_epoch(today: date) -> date:
@@ -74,6 +79,15 @@ def _days(values: tuple[datetime, ...]) -> frozenset[date]:
     default=None,
     help=f"Start of the synthetic world: joiners join in its first 6 weeks [default: {WORLD_DAYS} days "
     "before today, the demo's world].",
+)
+@click.option(
+    "--seasonality",
+    type=click.Choice(SEASONALITIES),
+    default=WORLD_SEASONALITY,
+    show_default=True,
+    help="What the weekday seasonality changes: 'users' (the demo's world: fewer users at weekends, as "
+    "many companies, so the daily record count stays level) or 'companies' (fewer companies active at "
+    "weekends too: the record count drops about a quarter on Saturdays).",
 )
 @click.option(
     "--today", type=_DATE, default=None, help="Pretend today is YYYY-MM-DD [default: the UTC clock]."
@@ -210,6 +224,7 @@ def simulate_api(
     seed: int,
     companies: int,
     epoch: datetime | None,
+    seasonality: str,
     today: datetime | None,
     retention_days: int,
     not_final: tuple[datetime, ...],
@@ -242,8 +257,9 @@ def simulate_api(
 
     The data is synthetic and deterministic under --seed; the fault options make the API misbehave the
     way a real one does (5xx, 429 with Retry-After, resets, truncated bodies, revoked tokens, schema drift).
-    With --config FILE, the file's [simulator] table (seed, companies, epoch, host, port: what
+    With --config FILE, the file's [simulator] table (seed, companies, epoch, seasonality, host, port: what
     `company-activity demo` writes) gives the world and the address, unless an option says otherwise.
+    A port that is taken exits 2 with one line naming it.
     """
     config_file = getattr(ctx.find_root().obj, "config_file", None)
     world = world_from_config(config_file) if config_file else {}
@@ -253,6 +269,11 @@ def simulate_api(
 
     seed = seed if given("seed") else int(world.get("seed", seed))
     companies = companies if given("companies") else int(world.get("companies", companies))
+    seasonality = seasonality if given("seasonality") else str(world.get("seasonality", seasonality))
+    if seasonality not in SEASONALITIES:
+        raise click.UsageError(
+            f"config file {config_file}: [simulator] seasonality must be one of {', '.join(SEASONALITIES)}"
+        )
     host = host if given("host") else str(world.get("host", host))
     port = port if given("port") else int(world.get("port", port))
     today_day = _day(today)
@@ -262,6 +283,7 @@ def simulate_api(
         seed=seed,
         companies=companies,
         epoch=epoch_day,
+        seasonality=seasonality,
         today=today_day,
         retention_days=retention_days,
         not_final_days=_days(not_final),
@@ -293,13 +315,15 @@ def simulate_api(
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
 
-    if write_crm is not None:
-        _write_crm(options, write_crm, crm_days)
-
     def banner(server: SimulatorServer) -> None:
         opts = server.options
+        if write_crm is not None:  # once the port is ours: a port that is taken writes nothing
+            _write_crm(options, write_crm, crm_days)
         click.echo(f"Product-usage API simulator listening on {server.url}")
-        click.echo(f"  data: seed {opts.seed}, {opts.companies} companies, epoch {opts.epoch}")
+        click.echo(
+            f"  data: seed {opts.seed}, {opts.companies} companies, epoch {opts.epoch}, "
+            f"seasonality {opts.seasonality}"
+        )
         shown_today = opts.today.isoformat() if opts.today else f"{server.today()} (UTC clock)"
         click.echo(f"  today: {shown_today}; retention {opts.retention_days} days")
         click.echo(f"  export COMPANY_ACTIVITY_API_URL={server.url}")
@@ -314,7 +338,7 @@ def simulate_api(
     try:
         serve(options, host=host, port=port, ready=banner)
     except OSError as exc:
-        raise click.ClickException(f"cannot listen on {host}:{port}: {exc}") from None
+        exit_cannot_listen(host, port, exc, what="simulate-api")
     click.echo("Simulator stopped.")
 
 
@@ -322,9 +346,14 @@ def _write_crm(options: SimulatorOptions, lake_url: str, days: int) -> None:
     from ..storage import open_lake
     from .data import SyntheticData
 
-    data = SyntheticData(seed=options.seed, companies=options.companies, epoch=options.epoch)
+    data = SyntheticData(
+        seed=options.seed, companies=options.companies, epoch=options.epoch, seasonality=options.seasonality
+    )
     yesterday = (options.today or datetime.now(UTC).date()) - timedelta(days=1)
     first = yesterday - timedelta(days=days - 1)
-    lake = open_lake(lake_url)
-    written = data.write_crm_snapshots(lake, [first + timedelta(days=k) for k in range(days)])
+    try:
+        lake = open_lake(lake_url)
+        written = data.write_crm_snapshots(lake, [first + timedelta(days=k) for k in range(days)])
+    except OSError as exc:  # not a listening problem: said as what it is
+        raise click.ClickException(f"cannot write the CRM snapshots into {lake_url}: {exc}") from None
     click.echo(f"wrote {len(written)} CRM snapshots ({first} … {yesterday}) to {lake.url('crm/')}")

@@ -22,6 +22,15 @@ never active            5 %    in the CRM, never any usage
 usage only              2.5 %  steady usage, never in the CRM
 ======================  =====  ==========================================================================
 
+**Seasonality.** In the default world (``seasonality="companies"``) weekends are quieter in two ways:
+fewer companies are active (steady ones on 70 % of weekend days instead of 96 %, sporadic ones half as
+often) and those that are have fewer users (:data:`_SEASON`), so the day's record count drops by about a
+quarter on Saturdays. With ``seasonality="users"`` (the demo's world) companies are as active every day
+and the weekday pattern is in their user counts alone, and sporadic companies are active on a cadence
+(every 4th day, their phases spread) instead of at random: the weekend dip shows in the active users,
+while the record count stays level: steady companies take a day off on 1.5 % of days (not 4 %), so the
+count moves by a few percent from day to day (days off, silent spells, joiners).
+
 Company ids are ``C0000042`` (sorting like the index). Names look like ``Acme Analytics 0042``; about one
 company in ten carries an awkward name (commas, quotes, a newline, a spreadsheet formula, SQL) so that
 CSV quoting and "values are data" are exercised. ``last_contact_at`` is written in a per-company style:
@@ -46,6 +55,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CRM_COLUMNS",
     "KINDS",
+    "SEASONALITIES",
     "CrmRecord",
     "SyntheticData",
     "UsageRecord",
@@ -93,6 +103,10 @@ _SLOT_COUNTS = (
 _SLOT_KIND: tuple[int, ...] = tuple(kind for kind, n in _SLOT_COUNTS for _ in range(n))
 _SPELLS_FIRST_SLOT = _SLOT_KIND.index(SPELLS)
 _SPELLS_PER_BLOCK = dict(_SLOT_COUNTS)[SPELLS]
+_SPORADIC_FIRST_SLOT = _SLOT_KIND.index(SPORADIC)
+_SPORADIC_PER_BLOCK = dict(_SLOT_COUNTS)[SPORADIC]
+#: in the "users" world a sporadic company is active every this many days (25 %), the phases spread
+_SPORADIC_CADENCE = 4
 assert len(_SLOT_KIND) == _BLOCK
 _COPRIME_40 = (1, 3, 7, 9, 11, 13, 17, 19, 21, 23, 27, 29, 31, 33, 37, 39)
 
@@ -105,10 +119,14 @@ _SPELL_PHASE_STEP = 5  # coprime to SPELL_PERIOD: consecutive spell companies ge
 # activity thresholds out of 65536
 _STEADY_WEEKDAY = int(0.96 * 65536)
 _STEADY_WEEKEND = int(0.70 * 65536)
+_STEADY_CALM = int(0.985 * 65536)  # the "users" world: every day, few days off (a level record count)
 # users multiplier by weekday (Mon … Sun): weekends clearly lower
 _SEASON = (1.05, 1.0, 1.0, 0.98, 0.9, 0.4, 0.35)
 # base active users per company: log-uniform over 1 … 400
 _BASE_USERS: tuple[float, ...] = tuple(math.exp(math.log(400.0) * k / 255.0) for k in range(256))
+#: what the weekday seasonality changes (see the module's doc): "companies" (fewer companies active at
+#: weekends, with fewer users: the record count dips) or "users" (the user counts only: it stays level)
+SEASONALITIES: tuple[str, ...] = ("companies", "users")
 
 _PREFIXES = (
     "Acme",
@@ -230,12 +248,24 @@ def company_index(cid: str) -> int:
 class SyntheticData:
     """The synthetic world: usage and CRM snapshots for any day, deterministic under ``seed``."""
 
-    def __init__(self, *, seed: int = 7, companies: int = 200, epoch: date = date(2026, 1, 1)) -> None:
+    def __init__(
+        self,
+        *,
+        seed: int = 7,
+        companies: int = 200,
+        epoch: date = date(2026, 1, 1),
+        seasonality: str = "companies",
+    ) -> None:
         if companies < 0:
             raise ValueError("companies must be >= 0")
+        if seasonality not in SEASONALITIES:
+            raise ValueError(f"seasonality must be one of {', '.join(SEASONALITIES)}, got {seasonality!r}")
         self.seed = seed
         self.companies = companies
         self.epoch = epoch
+        self.seasonality = seasonality
+        #: whether fewer companies are active at weekends (else only their user counts are lower)
+        self._quiet_weekends = seasonality == "companies"
         self._key = _mix(seed & _M64)
         h = _mix(self._key ^ 0x5EED)
         self._mult = _COPRIME_40[h % len(_COPRIME_40)]
@@ -245,6 +275,12 @@ class SyntheticData:
         self._epoch_ord = epoch.toordinal()
         self._hp_cache: dict[int, array[int]] = {}
         self._hp_lock = threading.Lock()
+
+    def _steady_threshold(self, weekend: bool) -> int:
+        """Out of 65536, the chance that a steady company (or one between silent spells) is active."""
+        if not self._quiet_weekends:
+            return _STEADY_CALM
+        return _STEADY_WEEKEND if weekend else _STEADY_WEEKDAY
 
     # -- per company --------------------------------------------------------------------------------------
     def _hp(self, index: int) -> int:
@@ -279,11 +315,15 @@ class SyntheticData:
         if kind == JOINER and ordinal < self._epoch_ord + 1 + (hp >> 32) % JOIN_SPAN_DAYS:
             return None
         hd = _mix(hp ^ ((ordinal * _K_DAY) & _M64))
-        weekend = dow >= 5
+        weekend = dow >= 5 and self._quiet_weekends
         if kind == SPORADIC:
-            threshold = 9830 + ((hp >> 24) & 0xFF) * 64  # 15 % … 40 % of weekdays
-            if weekend:
-                threshold >>= 1
+            if not self._quiet_weekends:  # every 4th day, the phases spread: a level count
+                rank = (index // _BLOCK) * _SPORADIC_PER_BLOCK + slot - _SPORADIC_FIRST_SLOT
+                threshold = 65536 if (ordinal + rank) % _SPORADIC_CADENCE == 0 else 0
+            else:
+                threshold = 9830 + ((hp >> 24) & 0xFF) * 64  # 15 % … 40 % of weekdays
+                if weekend:
+                    threshold >>= 1
         else:
             if kind == SPELLS:
                 rank = (index // _BLOCK) * _SPELLS_PER_BLOCK + slot - _SPELLS_FIRST_SLOT
@@ -291,7 +331,7 @@ class SyntheticData:
                 silent = 8 + _mix(hp ^ ((shifted // SPELL_PERIOD) * _K_CYCLE & _M64)) % 5
                 if shifted % SPELL_PERIOD < silent:
                     return None
-            threshold = _STEADY_WEEKEND if weekend else _STEADY_WEEKDAY
+            threshold = self._steady_threshold(weekend)
         if (hd & 0xFFFF) >= threshold:
             return None
         noise = 0.75 + ((hd >> 16) & 0xFFFF) / 131072.0  # 0.75 … 1.25
@@ -325,9 +365,10 @@ class SyntheticData:
         """
         ordinal = day.toordinal()
         dow = day.weekday()
-        weekend = dow >= 5
+        weekend = dow >= 5 and self._quiet_weekends
+        cadence = not self._quiet_weekends  # sporadic companies on a cadence (the "users" world)
         season = _SEASON[dow]
-        steady_threshold = _STEADY_WEEKEND if weekend else _STEADY_WEEKDAY
+        steady_threshold = self._steady_threshold(weekend)
         day_key = (ordinal * _K_DAY) & _M64
         mult, off = self._mult, self._off
         join_base = self._epoch_ord + 1
@@ -349,9 +390,13 @@ class SyntheticData:
                 if kind == JOINER and ordinal < join_base + (hp >> 32) % JOIN_SPAN_DAYS:
                     continue
                 if kind == SPORADIC:
-                    threshold = 9830 + ((hp >> 24) & 0xFF) * 64
-                    if weekend:
-                        threshold >>= 1
+                    if cadence:
+                        rank = (index // _BLOCK) * _SPORADIC_PER_BLOCK + slot - _SPORADIC_FIRST_SLOT
+                        threshold = 65536 if (ordinal + rank) % _SPORADIC_CADENCE == 0 else 0
+                    else:
+                        threshold = 9830 + ((hp >> 24) & 0xFF) * 64
+                        if weekend:
+                            threshold >>= 1
                 else:
                     if kind == SPELLS:
                         rank = (index // _BLOCK) * _SPELLS_PER_BLOCK + slot - _SPELLS_FIRST_SLOT

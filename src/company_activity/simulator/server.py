@@ -36,7 +36,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import orjson
 
-from .data import SyntheticData, UsageRecord, _mix
+from .data import SEASONALITIES, SyntheticData, UsageRecord, _mix
 
 __all__ = ["SimulatorOptions", "SimulatorServer", "SimulatorStats", "serve"]
 
@@ -67,6 +67,9 @@ class SimulatorOptions:
     seed: int = 7
     companies: int = 200
     epoch: date = date(2026, 1, 1)
+    #: what the weekday seasonality changes: "companies" (fewer active at weekends) or "users" (the
+    #: demo's world: the user counts only, so the daily record count stays level); see data.py
+    seasonality: str = "companies"
     today: date | None = None  # None: the UTC clock; days >= today answer 409 date_not_final
     retention_days: int = 30  # days < today - retention_days answer 404 date_not_available
     not_final_days: frozenset[date] = frozenset()  # extra days that answer 409
@@ -102,6 +105,8 @@ class SimulatorOptions:
         """Raise ``ValueError`` naming the first option that makes no sense."""
         if self.companies < 0:
             raise ValueError("companies must be >= 0")
+        if self.seasonality not in SEASONALITIES:
+            raise ValueError(f"seasonality must be one of {', '.join(SEASONALITIES)}")
         if self.retention_days < 0:
             raise ValueError("retention_days must be >= 0")
         if self.oversized_id_count < 0:
@@ -439,7 +444,10 @@ class SimulatorServer:
         self.options = options if options is not None else SimulatorOptions()
         self.options.validate()
         self.data = SyntheticData(
-            seed=self.options.seed, companies=self.options.companies, epoch=self.options.epoch
+            seed=self.options.seed,
+            companies=self.options.companies,
+            epoch=self.options.epoch,
+            seasonality=self.options.seasonality,
         )
         self.stats = SimulatorStats()
         self.host = host

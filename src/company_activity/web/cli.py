@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import sys
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 import click
 
 from ..errors import ConfigError
+from ..exits import exit_cannot_listen
 
 
 def _need_ui_extra() -> None:
@@ -27,6 +29,23 @@ def _need_ui_extra() -> None:
 def _fail(exc: Exception) -> None:
     click.echo(f"error: {exc}", err=True)
     sys.exit(2)
+
+
+def _listening_socket(host: str, port: int) -> socket.socket:
+    """A socket bound to ``host:port`` for uvicorn to serve on: a port in use fails here (OSError), before
+    anything is opened or printed, and not as uvicorn's own log line and exit status."""
+    family, kind, proto, _, address = socket.getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    )[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(2048)  # connections wait in the backlog until uvicorn serves: the banner is true at once
+    except OSError:
+        sock.close()
+        raise
+    return sock
 
 
 @click.command()
@@ -54,6 +73,11 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
         hosts = allowed_hosts(settings)
     except ConfigError as exc:
         _fail(exc)
+    try:  # the address first: a port in use is one line and exit 2, like any other bad option
+        sock = _listening_socket(host, port)
+    except OSError as exc:
+        exit_cannot_listen(host, port, exc, what="serve")
+    port = int(sock.getsockname()[1])  # the port taken (with --port 0: the one the system gave)
     import uvicorn
 
     from ..logs import configure_from_settings
@@ -68,7 +92,7 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
     click.echo(f"company-activity UI on http://{shown}:{port}/ (warehouse {_where(settings.warehouse)})")
     if settings.ui_token is not None:
         click.echo(f"it answers to the Host names {', '.join(hosts)} (COMPANY_ACTIVITY_UI_HOSTS adds others)")
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+    uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False)).run(sockets=[sock])
 
 
 @click.command()

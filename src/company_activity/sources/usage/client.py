@@ -31,6 +31,7 @@ from __future__ import annotations
 import logging
 import math
 import random
+import re
 import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime
@@ -61,6 +62,8 @@ log = logging.getLogger("company_activity.usage_api")
 USAGE_PATH = "/v1/usage/daily"
 TOKEN_PATH = "/oauth/token"
 USER_AGENT = "company-activity usage-api-client/1"
+#: the "[Errno 111] " before an OS error's words
+_ERRNO = re.compile(r"^\[Errno -?\d+\] ")
 #: far above any real day (20 million records at the largest page size)
 DEFAULT_MAX_PAGES_PER_DAY = 20_000
 
@@ -85,6 +88,7 @@ class UsageApiClient:
         sleep: Callable[[float], None] | None = None,
         rng: random.Random | None = None,
         stop: StopSignal = NEVER,
+        url_origin: str | None = None,
     ) -> None:
         base = (base_url or "").strip().rstrip("/")
         if not base.startswith(("http://", "https://")):
@@ -98,6 +102,9 @@ class UsageApiClient:
         self._creds = Credentials.of(client_id, client_secret, api_key)
 
         self._base_url = base
+        #: where the URL was configured ("COMPANY_ACTIVITY_API_URL from the environment", …): said when
+        #: the API cannot be reached
+        self._url_origin = url_origin
         self._usage_url = base + USAGE_PATH
         self._page_size = page_size
         self._timeout = timeout
@@ -295,6 +302,13 @@ class UsageApiClient:
         except httpx.LocalProtocolError as exc:
             failure = InvalidRequest(
                 f"the request for {day} ({what}) could not be sent: {self._redact(str(exc))}", day=day
+            )
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:  # no connection: the URL and its origin
+            detail = _ERRNO.sub("", self._redact(str(exc))) or "no detail"
+            origin = f" ({self._url_origin})" if self._url_origin else ""
+            failure = ApiTransientError(
+                f"cannot reach the product-usage API at {self._base_url}{origin}: "
+                f"{detail} ({type(exc).__name__})"
             )
         except (httpx.TransportError, httpx.DecodingError) as exc:
             detail = self._redact(str(exc)) or "no detail"
