@@ -120,6 +120,9 @@ def test_simulate_api_writes_the_demos_crm_snapshots_by_default(tmp_path: Path) 
     assert all(a.read_bytes() == b.read_bytes() for a, b in zip(ours, theirs, strict=True))
 
 
+PREVIOUS = "data/demo/previous/company-activity.toml"
+
+
 def test_the_demo_run_again_moves_the_previous_one_aside_and_says_where(tmp_path: Path) -> None:
     first = company_activity(tmp_path, "demo", "--days", "3", "--companies", "40")
     assert first.returncode == 0, first.stdout + first.stderr
@@ -141,7 +144,7 @@ def test_the_demo_run_again_moves_the_previous_one_aside_and_says_where(tmp_path
     assert sorted(p.name for p in (folder / "previous" / "lake" / "crm").iterdir()) == sorted(
         p.name for p in (folder / "lake" / "crm").iterdir()
     )
-    runs = company_activity(tmp_path, "--config", "data/demo/previous/company-activity.toml", "runs", "--json")
+    runs = company_activity(tmp_path, "--config", PREVIOUS, "runs", "--json")
     assert runs.returncode == 0, runs.stderr
     assert [r["run_id"] for r in json.loads(runs.stdout)] == [first_run.group(1)]
     with duckdb.connect(str(folder / "warehouse.duckdb"), read_only=True) as con:
@@ -150,7 +153,7 @@ def test_the_demo_run_again_moves_the_previous_one_aside_and_says_where(tmp_path
 
     third = company_activity(tmp_path, "demo", "--days", "3", "--companies", "40")
     assert third.returncode == 0, third.stdout + third.stderr
-    runs = company_activity(tmp_path, "--config", "data/demo/previous/company-activity.toml", "runs", "--json")
+    runs = company_activity(tmp_path, "--config", PREVIOUS, "runs", "--json")
     second_run = re.search(r"OK: run (\S+),", second.stdout)
     assert second_run is not None
     assert [r["run_id"] for r in json.loads(runs.stdout)] == [second_run.group(1)]  # one kept, the latest

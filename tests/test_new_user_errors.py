@@ -57,7 +57,7 @@ def test_serve_takes_the_port_the_system_gives_with_port_0(tmp_path: Path) -> No
         text=True,
     )
     try:
-        assert proc.stdout is not None
+        assert proc.stdout is not None and proc.stderr is not None
         line = proc.stdout.readline()
         assert line.startswith("company-activity UI on http://127.0.0.1:"), line + proc.stderr.read()
         port = int(line.split("http://127.0.0.1:")[1].split("/")[0])
@@ -129,3 +129,20 @@ def test_status_with_no_warehouse_points_at_the_demos_settings(tmp_path: Path) -
     mine = company_activity(tmp_path, "--config", "mine.toml", "status")
     assert mine.returncode == 1
     assert "the demo's warehouse" not in mine.stderr and "no warehouse at mine.duckdb" in mine.stderr
+
+
+def test_a_url_the_program_set_itself_is_not_said_to_come_from_the_environment_or_file(
+    tmp_path: Path,
+) -> None:
+    """The demo runs against its own simulator: its URL is neither the environment's nor its file's."""
+    from company_activity.preflight import setting_origin
+
+    config = tmp_path / "c.toml"
+    config.write_text('API_URL = "http://127.0.0.1:8765/"\n', encoding="utf-8")
+    env = {"company_activity_api_url": "http://127.0.0.1:9"}
+    assert setting_origin("api_url", "http://127.0.0.1:9", None, env) == (
+        "COMPANY_ACTIVITY_API_URL from the environment"
+    )
+    assert setting_origin("api_url", "http://127.0.0.1:8765", str(config), env) == f"api_url in {config}"
+    assert setting_origin("api_url", "http://127.0.0.1:41234", str(config), env) is None
+    assert setting_origin("api_url", "http://127.0.0.1:9", None, {"COMPANY_ACTIVITY_API_URL": " "}) is None

@@ -142,10 +142,9 @@ DAY_SUMMARY = (
 TABLE_HEADER = "day         CRM rows  records  rows  active companies  active users  churn risk  not in CRM"
 #: what each column counts, printed under the table
 TABLE_LEGEND = (
-    "CRM rows: the day's CRM snapshot; records: the API's usage records of the day; rows: the day's rows",
-    "of analytics.company_daily_activity, one per company (CRM rows + not in CRM); active companies: rows",
-    "with active_users > 0 (a record may have 0 active users, so they can be fewer than records); active",
-    "users: their sum, lower at weekends. `status` shows CRM rows, records, rows and churn risk too.",
+    "CRM rows: the day's CRM snapshot; records: the API's usage records of the day; rows: the day's rows in",
+    "analytics.company_daily_activity (CRM rows + not in CRM); active companies: rows with active_users > 0",
+    "(a record may have 0 active users); active users: their sum. `status` uses the same names.",
 )
 
 
